@@ -1,0 +1,272 @@
+"""One time step of the Elman RNN, the LSTM and the GRU, written as the formulas of SPEC.md.
+
+A step is split in two so that a layer can run it fast over a whole sequence:
+
+- ``project(x, w)``: the input projection ``W_ih x + b``. It does not depend on the
+  previous state, so a layer computes it for all T steps in one matmul:
+  x ``(T, B, I)`` -> gx ``(T, B, kH)``.
+- ``step(gx_t, state, w)``: everything that needs ``h_{t-1}``: one ``(B, H) x (H, kH)``
+  matmul and pointwise work. ``state`` is a tuple: ``(h,)`` for RNN and GRU, ``(h, c)`` for LSTM.
+
+The step classes (``RNNStep``, ``LSTMStep``, ``GRUStep``) hold only the variant options, no
+weights: the cells below and the layers in ``layers.py`` own the weights (with torch.nn's names
+and layout, gates stacked as torch stacks them) and hand them over as a ``CellWeights``.
+
+The cells ``RNNCell``, ``LSTMCell``, ``GRUCell`` are drop-in replacements of torch.nn's cells
+(same constructor, parameters and forward), plus the variant keywords.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+
+
+class CellWeights(NamedTuple):
+    """The weights of one cell (or one layer and direction of a stacked layer).
+
+    Shapes, with k gates (RNN 1, GRU 3, LSTM 4), hidden size H, input size I, and
+    P = proj_size or H: weight_ih (kH, I), weight_hh (kH, P), bias_ih and bias_hh (kH,) or None,
+    weight_ch (3H,) the LSTM peephole weights of i, f, o or None, weight_hr (P, H) the LSTM
+    projection or None.
+    """
+
+    weight_ih: Tensor
+    weight_hh: Tensor
+    bias_ih: Tensor | None
+    bias_hh: Tensor | None
+    weight_ch: Tensor | None = None
+    weight_hr: Tensor | None = None
+
+
+def hard_sigmoid(x: Tensor) -> Tensor:
+    """``clip(0.2 x + 0.5, 0, 1)``: the piecewise-linear gate of Theano/Keras (not torch's x/6 + 1/2)."""
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "sigmoid": torch.sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+}
+
+
+def _sum_biases(*biases: Tensor | None) -> Tensor | None:
+    present = [b for b in biases if b is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
+def project_all_biases(x: Tensor, w: CellWeights) -> Tensor:
+    """``gx = W_ih x + b_ih + b_hh`` for every step at once: x (..., I) -> gx (..., kH).
+
+    Both biases fold in here when neither sits inside a product with a gate.
+    """
+    return F.linear(x, w.weight_ih, _sum_biases(w.bias_ih, w.bias_hh))
+
+
+@dataclass(frozen=True)
+class RNNStep:
+    """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act in {tanh, relu}.
+
+    gx_t (B, H), h (B, H) -> h_t (B, H).
+    """
+
+    nonlinearity: str = "tanh"
+    num_gates = 1
+    num_states = 1
+
+    def __post_init__(self) -> None:
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {self.nonlinearity!r}")
+
+    @property
+    def fusable(self) -> bool:
+        return True
+
+    project = staticmethod(project_all_biases)
+
+    def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
+        (h,) = state
+        a = torch.addmm(gx, h, w.weight_hh.t())  # (B, H) = W_ih x + b + W_hh h
+        return (torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a),)
+
+
+@dataclass(frozen=True)
+class LSTMStep:
+    """LSTM, gates stacked (i, f, g, o) as in torch.nn.LSTM::
+
+        i = sigmoid(W_ii x + b_ii + W_hi h_{t-1} + b_hi [+ w_ci * c_{t-1}])
+        f = sigmoid(W_if x + b_if + W_hf h_{t-1} + b_hf [+ w_cf * c_{t-1}])
+        g = tanh(W_ig x + b_ig + W_hg h_{t-1} + b_hg)
+        c_t = f * c_{t-1} + i * g
+        o = sigmoid(W_io x + b_io + W_ho h_{t-1} + b_ho [+ w_co * c_t])
+        h_t = o * tanh(c_t)                       [then h_t = W_hr h_t with a projection]
+
+    The bracketed terms are the peephole connections (Gers & Schmidhuber 2000): diagonal
+    weights, so i and f see c_{t-1} and o sees c_t.
+    gx_t (B, 4H), h (B, P), c (B, H) -> h_t (B, P), c_t (B, H); P = proj_size or H.
+    """
+
+    peephole: bool = False
+    num_gates = 4
+    num_states = 2
+
+    @property
+    def fusable(self) -> bool:
+        return not self.peephole
+
+    project = staticmethod(project_all_biases)
+
+    def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
+        h, c = state
+        gates = torch.addmm(gx, h, w.weight_hh.t())  # (B, 4H)
+        i, f, g, o = gates.chunk(4, 1)
+        if self.peephole:
+            w_ci, w_cf, w_co = w.weight_ch.chunk(3)
+            i = i + w_ci * c
+            f = f + w_cf * c
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if self.peephole:
+            o = o + w_co * c
+        h = torch.sigmoid(o) * torch.tanh(c)
+        if w.weight_hr is not None:
+            h = F.linear(h, w.weight_hr)  # (B, P)
+        return h, c
+
+
+@dataclass(frozen=True)
+class GRUStep:
+    """GRU, gates stacked (r, z, n) as in torch.nn.GRU::
+
+        r = gate(W_ir x + b_ir + W_hr h_{t-1} + b_hr)
+        z = gate(W_iz x + b_iz + W_hz h_{t-1} + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h_{t-1} + b_hn))    reset="after"  (cuDNN, torch)
+        n = tanh(W_in x + b_in + W_hn (r * h_{t-1}) + b_hn)    reset="before" (Cho et al. 2014)
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    gate is sigmoid or hard_sigmoid ``clip(0.2 x + 0.5, 0, 1)``. The articles write
+    ``h_t = z * n + (1 - z) * h_{t-1}``: the same model with z -> 1 - z.
+    gx_t (B, 3H), h (B, H) -> h_t (B, H).
+    """
+
+    reset: str = "after"
+    gate: str = "sigmoid"
+    num_gates = 3
+    num_states = 1
+
+    def __post_init__(self) -> None:
+        if self.reset not in ("after", "before"):
+            raise ValueError(f"reset must be 'after' or 'before', got {self.reset!r}")
+        if self.gate not in GATE_ACTIVATIONS:
+            raise ValueError(f"gate must be one of {sorted(GATE_ACTIVATIONS)}, got {self.gate!r}")
+
+    @property
+    def fusable(self) -> bool:
+        return self.reset == "after" and self.gate == "sigmoid"
+
+    def project(self, x: Tensor, w: CellWeights) -> Tensor:
+        """x (..., I) -> gx (..., 3H). With reset="after", b_hn sits inside ``r * (...)``,
+        so b_hh stays in the step; with reset="before" every bias folds in here."""
+        if self.reset == "after":
+            return F.linear(x, w.weight_ih, w.bias_ih)
+        return project_all_biases(x, w)
+
+    def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
+        (h,) = state
+        gate = GATE_ACTIVATIONS[self.gate]
+        hidden = h.shape[-1]
+        x_rz, x_n = gx[:, : 2 * hidden], gx[:, 2 * hidden :]
+        if self.reset == "after":
+            gh = F.linear(h, w.weight_hh, w.bias_hh)  # (B, 3H)
+            r, z = gate(x_rz + gh[:, : 2 * hidden]).chunk(2, 1)
+            n = torch.tanh(x_n + r * gh[:, 2 * hidden :])
+        else:
+            r, z = gate(torch.addmm(x_rz, h, w.weight_hh[: 2 * hidden].t())).chunk(2, 1)
+            n = torch.tanh(torch.addmm(x_n, r * h, w.weight_hh[2 * hidden :].t()))
+        # (1 - z) * n + z * h, in the form torch's kernel computes it (same rounding).
+        return (n + z * (h - n),)
+
+
+Step = RNNStep | LSTMStep | GRUStep
+
+
+def run_cell(step: Step, w: CellWeights, input: Tensor, hx: State | None) -> State:
+    """One step of a cell module: input (B, I) or unbatched (I,); hx a state tuple or None (zeros)."""
+    batched = input.dim() == 2
+    x = input if batched else input.unsqueeze(0)
+    if hx is None:
+        hidden = w.weight_hh.shape[1]
+        hx = tuple(x.new_zeros(x.shape[0], hidden) for _ in range(step.num_states))
+    elif not batched:
+        hx = tuple(s.unsqueeze(0) for s in hx)
+    state = step(step.project(x, w), hx, w)
+    return state if batched else tuple(s.squeeze(0) for s in state)
+
+
+def _weights(cell: torch.nn.modules.rnn.RNNCellBase) -> CellWeights:
+    return CellWeights(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
+                       getattr(cell, "weight_ch", None))
+
+
+class RNNCell(torch.nn.RNNCell):
+    """torch.nn.RNNCell computed by ``RNNStep``: forward(input (B, I), hx (B, H)) -> h' (B, H)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+        self.step = RNNStep(nonlinearity)
+        super().__init__(input_size, hidden_size, bias, nonlinearity, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return run_cell(self.step, _weights(self), input, None if hx is None else (hx,))[0]
+
+
+class LSTMCell(torch.nn.LSTMCell):
+    """torch.nn.LSTMCell computed by ``LSTMStep``, with optional peephole weights
+    ``weight_ch`` (3H,) and forget-gate bias init: forward(input (B, I), (h, c)) -> (h', c')."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, *, peephole: bool = False, forget_bias: float | None = None) -> None:
+        self.step = LSTMStep(peephole)
+        self.forget_bias = forget_bias
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+        if peephole:
+            self.weight_ch = torch.nn.Parameter(torch.empty(3 * hidden_size, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        init_forget_bias(self.bias_ih, self.bias_hh, getattr(self, "forget_bias", None))
+
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        return run_cell(self.step, _weights(self), input, hx)
+
+
+class GRUCell(torch.nn.GRUCell):
+    """torch.nn.GRUCell computed by ``GRUStep``, with ``reset="after" | "before"`` and
+    ``gate="sigmoid" | "hard_sigmoid"``: forward(input (B, I), hx (B, H)) -> h' (B, H)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, *, reset: str = "after", gate: str = "sigmoid") -> None:
+        self.step = GRUStep(reset, gate)
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return run_cell(self.step, _weights(self), input, None if hx is None else (hx,))[0]
+
+
+@torch.no_grad()
+def init_forget_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, forget_bias: float | None) -> None:
+    """Set the LSTM forget-gate bias: ``b_if = forget_bias`` and ``b_hf = 0``, so that the bias
+    the gate sees, their sum, is ``forget_bias`` (1.0 is the usual choice: Gers et al. 2000,
+    Jozefowicz et al. 2015). Peephole weights need nothing here: torch's ``reset_parameters``
+    draws every parameter, them included, from ``U(-1/sqrt(H), 1/sqrt(H))``."""
+    if forget_bias is None or bias_ih is None:
+        return
+    hidden = bias_ih.shape[0] // 4
+    bias_ih[hidden : 2 * hidden] = forget_bias
+    bias_hh[hidden : 2 * hidden] = 0.0

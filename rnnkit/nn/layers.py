@@ -1,0 +1,187 @@
+"""Stacked, bidirectional RNN / LSTM / GRU layers: torch.nn's, plus the variants torch lacks.
+
+``rnnkit.nn.LSTM`` *is a* ``torch.nn.LSTM`` (and likewise RNN, GRU): same constructor, parameter
+names (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ``..._reverse``),
+shapes, inputs (padded tensor or ``PackedSequence``, batched or not, ``batch_first``) and return
+values, so ``load_state_dict`` of a torch module's weights works and code written for torch runs
+unchanged. On top:
+
+- variant keywords: ``peephole=`` and ``forget_bias=`` (LSTM), ``reset="after" | "before"`` and
+  ``gate="sigmoid" | "hard_sigmoid"`` (GRU); ``nonlinearity=`` (RNN) as in torch;
+- ``forward(input, hx=None, lengths=None)``: a padded tensor with per-sequence lengths (B,);
+- two paths, one result. ``fused=None`` (default) runs torch's fused kernel (cuDNN on GPU, the
+  native/oneDNN kernel on CPU) whenever the variant is exactly what it computes, and the explicit
+  cells of ``cells.py``, run over time by ``recurrence.py``, otherwise; ``fused=False`` forces the
+  explicit cells (to read, teach and test), ``fused=True`` insists on the kernel. The attribute
+  ``layer.fused`` says which path the layer takes.
+
+Shapes: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); h_0 and h_n
+(L*D, B, H_out) with D = 2 if bidirectional else 1 and H_out = proj_size or H; c (L*D, B, H).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, init_forget_bias
+from .recurrence import run_stack
+
+Hidden = Tensor | tuple[Tensor, Tensor]
+
+
+def choose_fused(name: str, step: Step, fused: bool | None) -> bool:
+    """The path a layer takes: the fused kernel where it computes exactly this variant."""
+    if fused is None:
+        return step.fusable
+    if fused and not step.fusable:
+        raise ValueError(f"{name}: no fused kernel computes {step}; use fused=None or fused=False")
+    return bool(fused)
+
+
+class RecurrentLayer:
+    """The forward pass shared by ``RNN``, ``LSTM`` and ``GRU`` (mixed in before the torch class)."""
+
+    step: Step
+    fused: bool
+
+    def cell_weights(self) -> list[list[CellWeights]]:
+        """This layer's weights as ``weights[layer][direction]`` for ``recurrence.run_stack``."""
+        directions = 2 if self.bidirectional else 1
+        weights = []
+        for layer in range(self.num_layers):
+            row = []
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                row.append(CellWeights(*(getattr(self, name + suffix, None) for name in (
+                    "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch", "weight_hr"))))
+            weights.append(row)
+        return weights
+
+    def forward(self, input: Tensor | PackedSequence, hx: Hidden | None = None,
+                lengths: Tensor | None = None) -> tuple[Tensor | PackedSequence, Hidden]:
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths= goes with a padded tensor; a PackedSequence carries its own")
+            return super().forward(input, hx) if self.fused else self._explicit_packed(input, hx)
+        if lengths is not None:
+            return self._padded_with_lengths(input, hx, lengths)
+        if self.fused:
+            return super().forward(input, hx)
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)  # unbatched (T, I) -> (T, 1, I)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)
+        out, state = self._explicit(x, self._state_tuple(hx, batched), None)
+        if batched and self.batch_first:
+            out = out.transpose(0, 1)
+        if not batched:
+            out, state = out.squeeze(1), tuple(s.squeeze(1) for s in state)
+        return out, self._hidden(state)
+
+    def _padded_with_lengths(self, input: Tensor, hx: Hidden | None,
+                             lengths: Tensor) -> tuple[Tensor, Hidden]:
+        if input.dim() != 3:
+            raise ValueError(f"lengths= needs a batched 3-D input, got shape {tuple(input.shape)}")
+        steps, batch = (input.shape[1], input.shape[0]) if self.batch_first else input.shape[:2]
+        lengths = torch.as_tensor(lengths)
+        if lengths.shape != (batch,) or lengths.min() < 1 or lengths.max() > steps:
+            raise ValueError(f"lengths must be {batch} integers in 1..{steps}, got {lengths.tolist()}")
+        if self.fused:
+            packed = pack_padded_sequence(input, lengths.cpu(), self.batch_first, enforce_sorted=False)
+            out, hidden = super().forward(packed, hx)
+            return pad_packed_sequence(out, self.batch_first, total_length=steps)[0], hidden
+        x = input.transpose(0, 1) if self.batch_first else input
+        out, state = self._explicit(x, self._state_tuple(hx, True), lengths.to(input.device))
+        return (out.transpose(0, 1) if self.batch_first else out), self._hidden(state)
+
+    def _explicit_packed(self, input: PackedSequence, hx: Hidden | None) -> tuple[PackedSequence, Hidden]:
+        # Work on the padded form in the caller's batch order (the order hx and h_n use), then
+        # lay the output out again exactly as the input was packed.
+        x, lengths = pad_packed_sequence(input)  # (T, B, I), lengths (B,) on the CPU
+        out, state = self._explicit(x, self._state_tuple(hx, True), lengths.to(x.device))
+        order = input.sorted_indices
+        if order is not None:
+            out, lengths = out.index_select(1, order), lengths[order.cpu()]
+        data = pack_padded_sequence(out, lengths).data
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), \
+            self._hidden(state)
+
+    def _explicit(self, x: Tensor, hx: State | None, lengths: Tensor | None) -> tuple[Tensor, State]:
+        """x (T, B, I) time-major -> outputs (T, B, D*H_out), final state tuple."""
+        if hx is None:
+            layers = self.num_layers * (2 if self.bidirectional else 1)
+            sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: self.step.num_states]
+            hx = tuple(x.new_zeros(layers, x.shape[1], size) for size in sizes)
+        return run_stack(self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training)
+
+    def _state_tuple(self, hx: Hidden | None, batched: bool) -> State | None:
+        if hx is None:
+            return None
+        state = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+        return state if batched else tuple(s.unsqueeze(1) for s in state)
+
+    def _hidden(self, state: State) -> Hidden:
+        return state if self.step.num_states == 2 else state[0]
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self.step}, fused={self.fused}"
+
+
+class RNN(RecurrentLayer, torch.nn.RNN):
+    """Elman RNN layer (``cells.RNNStep``): ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+    Every variant is one torch's kernel computes; ``fused=False`` runs the explicit cell."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
+                 fused: bool | None = None) -> None:
+        self.step = RNNStep(nonlinearity)
+        super().__init__(input_size, hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
+                         bias=bias, batch_first=batch_first, dropout=dropout,
+                         bidirectional=bidirectional, device=device, dtype=dtype)
+        self.fused = choose_fused("RNN", self.step, fused)
+
+
+class LSTM(RecurrentLayer, torch.nn.LSTM):
+    """LSTM layer (``cells.LSTMStep``), optionally with peephole weights ``weight_ch_l{k}`` (3H,)
+    (i, f see c_{t-1}, o sees c_t; explicit path only) and a forget-gate bias init."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
+                 forget_bias: float | None = None, fused: bool | None = None) -> None:
+        self.step = LSTMStep(peephole)
+        self.forget_bias = forget_bias
+        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias,
+                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+                         proj_size=proj_size, device=device, dtype=dtype)
+        if peephole:
+            for suffix in [name[len("weight_ih"):] for name in self._flat_weights_names
+                           if name.startswith("weight_ih")]:
+                self.register_parameter("weight_ch" + suffix, torch.nn.Parameter(
+                    torch.empty(3 * hidden_size, device=device, dtype=dtype)))
+            self.reset_parameters()
+        self.fused = choose_fused("LSTM", self.step, fused)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        for row in self.cell_weights():
+            for w in row:
+                init_forget_bias(w.bias_ih, w.bias_hh, getattr(self, "forget_bias", None))
+
+
+class GRU(RecurrentLayer, torch.nn.GRU):
+    """GRU layer (``cells.GRUStep``) with ``reset="after" | "before"`` and
+    ``gate="sigmoid" | "hard_sigmoid"``; the fused kernel computes reset="after" with sigmoid."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, reset: str = "after", gate: str = "sigmoid",
+                 fused: bool | None = None) -> None:
+        self.step = GRUStep(reset, gate)
+        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias,
+                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+                         device=device, dtype=dtype)
+        self.fused = choose_fused("GRU", self.step, fused)
