@@ -279,3 +279,16 @@ def test_cuda_fused_and_explicit_agree(kind, monkeypatch):
     with torch.autocast("cuda", dtype=torch.float16):
         half, _ = layer(x, lengths=RAGGED)
     assert_close(half.float(), out, 2e-2)
+
+
+def test_fused_lstm_under_cpu_bf16_autocast_runs_everywhere():
+    # oneDNN has no bf16 LSTM kernel on CPUs without native bf16; the layer must still run.
+    torch.manual_seed(10)
+    layer = LSTM(INPUT, HIDDEN, num_layers=2)
+    assert layer.fused
+    x = torch.randn(STEPS, BATCH, INPUT)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(x)
+        packed, _ = layer(pack_padded_sequence(x, RAGGED, enforce_sorted=False))
+    assert_close(out.float(), layer(x)[0].detach(), 0.1)
+    assert packed.data.shape[0] == int(RAGGED.sum())

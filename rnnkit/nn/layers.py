@@ -13,7 +13,8 @@ unchanged. On top:
   native/oneDNN kernel on CPU) whenever the variant is exactly what it computes, and the explicit
   cells of ``cells.py``, run over time by ``recurrence.py``, otherwise; ``fused=False`` forces the
   explicit cells (to read, teach and test), ``fused=True`` insists on the kernel. The attribute
-  ``layer.fused`` says which path the layer takes.
+  ``layer.fused`` says which path the layer takes. One exception, by necessity: a fused LSTM
+  under bf16 on a CPU without native bf16 runs the explicit cells (oneDNN has no kernel there).
 
 Shapes: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); h_0 and h_n
 (L*D, B, H_out) with D = 2 if bidirectional else 1 and H_out = proj_size or H; c (L*D, B, H).
@@ -40,6 +41,15 @@ def choose_fused(name: str, step: Step, fused: bool | None) -> bool:
     return bool(fused)
 
 
+def bf16_lstm_kernel_missing(x: Tensor) -> bool:
+    """True where torch's fused LSTM would be asked for bf16 on a CPU whose oneDNN has no bf16
+    LSTM primitive (CPUs without native bf16: "could not create a primitive descriptor for the
+    LSTM forward propagation primitive"). The explicit path computes the same model there."""
+    bf16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
+                                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    return x.device.type == "cpu" and bf16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 class RecurrentLayer:
     """The forward pass shared by ``RNN``, ``LSTM`` and ``GRU`` (mixed in before the torch class)."""
 
@@ -61,13 +71,16 @@ class RecurrentLayer:
 
     def forward(self, input: Tensor | PackedSequence, hx: Hidden | None = None,
                 lengths: Tensor | None = None) -> tuple[Tensor | PackedSequence, Hidden]:
-        if isinstance(input, PackedSequence):
+        packed = isinstance(input, PackedSequence)
+        fused = self.fused and not (isinstance(self, torch.nn.LSTM) and bf16_lstm_kernel_missing(
+            input.data if packed else input))
+        if packed:
             if lengths is not None:
                 raise ValueError("lengths= goes with a padded tensor; a PackedSequence carries its own")
-            return super().forward(input, hx) if self.fused else self._explicit_packed(input, hx)
+            return super().forward(input, hx) if fused else self._explicit_packed(input, hx)
         if lengths is not None:
-            return self._padded_with_lengths(input, hx, lengths)
-        if self.fused:
+            return self._padded_with_lengths(input, hx, lengths, fused)
+        if fused:
             return super().forward(input, hx)
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)  # unbatched (T, I) -> (T, 1, I)
@@ -80,15 +93,15 @@ class RecurrentLayer:
             out, state = out.squeeze(1), tuple(s.squeeze(1) for s in state)
         return out, self._hidden(state)
 
-    def _padded_with_lengths(self, input: Tensor, hx: Hidden | None,
-                             lengths: Tensor) -> tuple[Tensor, Hidden]:
+    def _padded_with_lengths(self, input: Tensor, hx: Hidden | None, lengths: Tensor,
+                             fused: bool) -> tuple[Tensor, Hidden]:
         if input.dim() != 3:
             raise ValueError(f"lengths= needs a batched 3-D input, got shape {tuple(input.shape)}")
         steps, batch = (input.shape[1], input.shape[0]) if self.batch_first else input.shape[:2]
         lengths = torch.as_tensor(lengths)
         if lengths.shape != (batch,) or lengths.min() < 1 or lengths.max() > steps:
             raise ValueError(f"lengths must be {batch} integers in 1..{steps}, got {lengths.tolist()}")
-        if self.fused:
+        if fused:
             packed = pack_padded_sequence(input, lengths.cpu(), self.batch_first, enforce_sorted=False)
             out, hidden = super().forward(packed, hx)
             return pad_packed_sequence(out, self.batch_first, total_length=steps)[0], hidden
