@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any, ClassVar
 
 import sentencepiece as spm
 
+from rnnkit.atomic import atomic_write_bytes
 from rnnkit.errors import UserError
 from rnnkit.textio import read_text, split_lines
 
@@ -158,7 +158,7 @@ class Tokenizer(ABC):
     def save(self, directory: Path) -> None:
         """Write ``directory/tokenizer.json``: ``{"kind", "options", "vocabulary"}``."""
         document = {"kind": self.kind, "options": self.options(), "vocabulary": self.vocab.to_json()}
-        _atomic_write_bytes(Path(directory) / TOKENIZER_FILE,
+        atomic_write_bytes(Path(directory) / TOKENIZER_FILE,
                             json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
 
     @classmethod
@@ -285,7 +285,7 @@ class SubwordTokenizer(Tokenizer):
 
     def save(self, directory: Path) -> None:
         """``tokenizer.json`` and the sentencepiece model ``tokenizer.model``."""
-        _atomic_write_bytes(Path(directory) / SUBWORD_MODEL_FILE, self.model)
+        atomic_write_bytes(Path(directory) / SUBWORD_MODEL_FILE, self.model)
         super().save(directory)
 
     @classmethod
@@ -344,13 +344,3 @@ def load_tokenizer(directory: Path) -> Tokenizer:
         return cls._load(directory, vocab, options)
     except TypeError as e:  # options that this kind does not take
         raise UserError(f"{path}: bad options for a {cls.kind} tokenizer ({e})") from None
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -1,0 +1,136 @@
+"""Training throughput of the ptb-small recipe: rnnkit's trainer against a plain baseline.
+
+The baseline is written the way pytorch/examples word_language_model is: torch.nn.LSTM, a
+loop of globals, manual SGD ``p.data.add_(p.grad, alpha=-lr)``, the same hyperparameters
+(2x200 LSTM, batch 20, bptt 20, lr 1, clip 5, init +-0.1). rnnkit runs its real training step
+(``Trainer.train_step``: learning rate, autocast, loss, backward, clipping, optimizer step) in
+fp32 and bf16. The variants take turns, ``--rounds`` times, so machine noise hits all alike;
+each reports its best round. Time per epoch = PTB train batches per epoch x time per step.
+
+    python benchmarks/lm.py                        # CPU
+    python benchmarks/lm.py --device cuda          # GPU: fp32, bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from rnnkit.config import load_config
+from rnnkit.distributed import Distributed
+from rnnkit.tasks.lm import LanguageModelTask, new_model, new_tokenizer, read_splits
+from rnnkit.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Baseline(nn.Module):
+    """word_language_model's RNNModel, LSTM case, without dropout (ptb-small has none)."""
+
+    def __init__(self, ntoken: int, ninp: int, nhid: int, nlayers: int):
+        super().__init__()
+        self.encoder = nn.Embedding(ntoken, ninp)
+        self.rnn = nn.LSTM(ninp, nhid, nlayers)
+        self.decoder = nn.Linear(nhid, ntoken)
+        for p in self.parameters():
+            nn.init.uniform_(p, -0.1, 0.1)
+
+    def forward(self, input, hidden):
+        output, hidden = self.rnn(self.encoder(input), hidden)
+        return self.decoder(output), hidden
+
+
+def baseline_seconds(ids: torch.Tensor, ntoken: int, steps: int, device: torch.device) -> float:
+    """The example's train() loop, time-major batches, for ``steps`` steps after 5 warm-up steps."""
+    bsz, bptt, lr, clip = 20, 20, 1.0, 5.0
+    nbatch = ids.size(0) // bsz
+    data = ids[: nbatch * bsz].view(bsz, -1).t().contiguous().to(device)  # batchify: (L, B)
+    model = Baseline(ntoken, 200, 200, 2).to(device)
+    criterion = nn.CrossEntropyLoss()
+    hidden = None
+    start = 0.0
+    for i in range(steps + 5):
+        if i == 5:
+            synchronize(device)
+            start = time.perf_counter()
+        pos = i * bptt
+        source, target = data[pos : pos + bptt], data[pos + 1 : pos + 1 + bptt].reshape(-1)
+        if hidden is not None:
+            hidden = tuple(h.detach() for h in hidden)  # repackage_hidden
+        model.zero_grad()
+        output, hidden = model(source, hidden)
+        loss = criterion(output.view(-1, ntoken), target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        for p in model.parameters():
+            p.data.add_(p.grad, alpha=-lr)
+        loss.item()  # the example logs the loss; this also waits for the GPU
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def rnnkit_seconds(task: LanguageModelTask, precision: str, steps: int, device: torch.device) -> float:
+    cfg = task.cfg
+    cfg.train.precision = precision
+    trainer = Trainer(task, cfg.train, None, Distributed(), device)
+    task.start_epoch(0)
+    for k in range(5):
+        trainer.train_step(k)
+    synchronize(device)
+    start = time.perf_counter()
+    for k in range(5, 5 + steps):
+        trainer.train_step(k)
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cfg = load_config(ROOT / "configs" / "ptb-small.yaml",
+                      [f"data.{split}={ROOT.parent / 'shared/data/ptb'}/ptb.{split}.txt"
+                       for split in ("train", "valid", "test")])
+    texts = read_splits(cfg)
+    tokenizer = new_tokenizer(cfg, texts["train"])
+    torch.manual_seed(0)
+    task = LanguageModelTask(cfg, tokenizer, new_model(cfg, tokenizer), texts, device)
+    ids = torch.tensor(tokenizer.encode_corpus(texts["train"]))
+    steps_per_epoch = task.num_batches()
+    tokens_per_step = cfg.data.batch_size * cfg.data.bptt
+
+    variants = {"baseline (pytorch/examples style), fp32":
+                lambda: baseline_seconds(ids, len(tokenizer.vocab), args.steps, device),
+                "rnnkit, fp32": lambda: rnnkit_seconds(task, "fp32", args.steps, device),
+                "rnnkit, bf16 autocast": lambda: rnnkit_seconds(task, "bf16", args.steps, device)}
+    best = {name: float("inf") for name in variants}
+    for _ in range(args.rounds):
+        for name, run in variants.items():
+            best[name] = min(best[name], run())
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"# ptb-small training throughput, {name}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; best of {args.rounds} rounds x {args.steps} steps")
+    print(f"# python benchmarks/lm.py --device {args.device} --steps {args.steps} --rounds {args.rounds}\n")
+    print("| variant | ms/step | tokens/s | s/epoch | vs baseline |")
+    print("|---|---:|---:|---:|---:|")
+    base = best["baseline (pytorch/examples style), fp32"]
+    for name, seconds in best.items():
+        print(f"| {name} | {1e3 * seconds:.1f} | {tokens_per_step / seconds:,.0f} | "
+              f"{steps_per_epoch * seconds:.0f} | {base / seconds:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

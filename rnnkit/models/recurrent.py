@@ -1,0 +1,22 @@
+"""The recurrent layer a config asks for: ``model.cell`` and its variant keys -> rnnkit.nn layer."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import ModelConfig
+from ..nn import GRU, LSTM, RNN
+
+
+def build_recurrent(cfg: ModelConfig, input_size: int, *, bidirectional: bool = False,
+                    batch_first: bool = True) -> nn.Module:
+    """A stacked ``rnnkit.nn`` layer: ``cfg.num_layers`` x ``cfg.hidden_size``, dropout
+    ``cfg.dropout`` between layers, and only the variant keys that belong to ``cfg.cell``."""
+    common = dict(num_layers=cfg.num_layers, batch_first=batch_first, bidirectional=bidirectional,
+                  dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, fused=cfg.fused)
+    if cfg.cell == "rnn":
+        return RNN(input_size, cfg.hidden_size, nonlinearity=cfg.nonlinearity, **common)
+    if cfg.cell == "lstm":
+        return LSTM(input_size, cfg.hidden_size, peephole=cfg.peephole,
+                    forget_bias=cfg.forget_bias, **common)
+    return GRU(input_size, cfg.hidden_size, reset=cfg.reset, gate=cfg.gate, **common)

@@ -1,0 +1,443 @@
+"""The run directory: everything about one training run, written so that a kill never corrupts it.
+
+Training writes it, ``--resume`` continues it, and evaluate, generate and serve start from it::
+
+    RUN/
+      config.yaml                the full resolved config (YAML)
+      tokenizer.json             the tokenizer (written by ``tokenizers.py``), plus
+      tokenizer.model            its sentencepiece model for subwords
+      model.safetensors          the model's weights (the best so far, as the trainer decides)
+      metrics.jsonl              one JSON object per line: step, epoch, summary and test records
+      metrics.csv                the same records as a table; columns: every key seen, first seen first
+      tensorboard/               event files when train.tensorboard is on (written by the trainer)
+      checkpoints/
+        step-00000120/           a full checkpoint, enough to continue bitwise-exactly:
+          model.safetensors        the model's weights
+          trainer.safetensors      every tensor of the trainer's state (optimizer, RNGs, ...)
+          trainer.json             the rest of that state, pointing at those tensors (flatten_state)
+        LATEST                   names the newest complete checkpoint directory
+
+Crash safety: every file is written whole under a temp name in its own directory, fsynced and
+renamed over the old one (``atomic_write_bytes``), so a SIGKILL leaves the old file or the new,
+never a torn one. A checkpoint is written into a temp directory (``.step-00000120.<hex>.tmp``)
+that is renamed into place once complete; only then does LATEST name it, and only then are old
+ones pruned. A killed save's temp directory is ignored by ``load_checkpoint`` and removed by the
+next ``save_checkpoint``. metrics.jsonl is the one file appended to: a kill may tear its last
+line, which ``read_metrics`` skips and the next ``append_metrics`` cuts off.
+
+Nothing is pickled: tensors go to safetensors, everything else to JSON or YAML, so opening a run
+directory never runs code from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+import yaml
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import Tensor
+
+from .atomic import fsync_dir, temp_sibling, atomic_write_bytes, atomic_write_text
+from .errors import UserError
+from .textio import read_text
+from .tokenizers import SUBWORD_MODEL_FILE, TOKENIZER_FILE
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.safetensors"
+METRICS_FILE = "metrics.jsonl"
+METRICS_CSV_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+CHECKPOINTS_DIR = "checkpoints"
+LATEST_FILE = "LATEST"
+TRAINER_TENSORS_FILE = "trainer.safetensors"
+TRAINER_JSON_FILE = "trainer.json"
+
+_CHECKPOINT = re.compile(r"step-(\d{8,})")
+_TEMP_CHECKPOINT = re.compile(r"\.(step-\d{8,})\.[0-9a-f]{8}\.tmp")
+# What ``RunDir.create(overwrite=True)`` deletes; config.yaml last, so that an overwrite killed
+# halfway still leaves a run directory, which the same command can overwrite again.
+_RUN_ENTRIES = (CHECKPOINTS_DIR, TENSORBOARD_DIR, MODEL_FILE, METRICS_FILE, METRICS_CSV_FILE,
+                TOKENIZER_FILE, SUBWORD_MODEL_FILE, CONFIG_FILE)
+# safetensors metadata key: {name: the stored name whose tensor it is} (tied weights).
+_ALIASES = "rnnkit.aliases"
+
+
+# -- files ----------------------------------------------------------------------------------
+def _discard(directory: Path) -> None:
+    """Delete a directory tree, first renaming it to a temp name so that a kill halfway never
+    leaves a half-deleted tree under a name that looks complete."""
+    trash = temp_sibling(directory)
+    os.rename(directory, trash)
+    shutil.rmtree(trash)
+
+
+# -- tensors --------------------------------------------------------------------------------
+def save_tensors(path: str | Path, tensors: dict[str, Tensor]) -> None:
+    """Write named tensors to a safetensors file, atomically.
+
+    safetensors refuses tensors that share memory, and a state_dict with tied weights (an
+    embedding and an output layer holding one Parameter) lists one tensor under two names. Such
+    an exact duplicate (same memory, dtype, shape and strides) is stored once and its other name
+    recorded in the file's metadata; ``load_tensors`` puts the one tensor back under both names,
+    so ``load_state_dict(strict=True)`` fills both. Other tensors whose memory overlaps (views of
+    one buffer) are stored as copies. Non-contiguous tensors are made contiguous.
+    """
+    stored: dict[str, Tensor] = {}
+    aliases: dict[str, str] = {}
+    names_by_view: dict[tuple, str] = {}
+    storages: set[tuple] = set()
+    for name, tensor in tensors.items():
+        view = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tensor.stride())
+        if view in names_by_view:
+            aliases[name] = names_by_view[view]
+            continue
+        names_by_view[view] = name
+        tensor = tensor.detach().contiguous()
+        storage = (tensor.device, tensor.untyped_storage().data_ptr())
+        stored[name] = tensor.clone() if storage in storages else tensor
+        storages.add(storage)
+    atomic_write_bytes(path, safetensors_bytes(stored, metadata={_ALIASES: json.dumps(aliases)}))
+
+
+def load_tensors(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a safetensors file, on the CPU, with ``save_tensors``' aliases restored.
+
+    Raises UserError naming the file if it is missing or not a safetensors file.
+    """
+    path = Path(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            aliases = json.loads((f.metadata() or {}).get(_ALIASES, "{}"))
+        return tensors | {alias: tensors[name] for alias, name in aliases.items()}
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (SafetensorError, OSError, ValueError, KeyError, AttributeError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+
+
+# -- nested state <-> JSON + tensors ----------------------------------------------------------
+def flatten_state(obj: Any) -> tuple[Any, dict[str, Tensor]]:
+    """Split a nested state into a JSON tree and its tensors, losing nothing and pickling nothing.
+
+    Covers what optimizer, LR scheduler and GradScaler state dicts hold, and the RNG states of
+    torch (a uint8 tensor), CUDA (a list of them), NumPy (a tuple holding a uint32 array) and
+    Python (nested tuples of ints). None, bool, int, str, finite floats (whose repr reads back
+    bit-exactly), lists and dicts with str keys are JSON as they are; everything else becomes
+    an object whose first key starts with "$":
+
+    - ``{"$tensor": "t3"}``: a tensor, ``tensors["t3"]`` (dtype, shape and bits kept);
+    - ``{"$ndarray": "t4", "dtype": "<u4", "shape": [624]}``: a NumPy array of bools or numbers,
+      its bytes as the uint8 tensor ``tensors["t4"]``; ``"$numpy_scalar"`` likewise for a scalar;
+    - ``{"$tuple": [...]}``; ``{"$float": "inf"}`` (or "-inf", "nan": strict JSON has none);
+    - ``{"$dict": [[key, value], ...]}``: a dict with a key that is not a str (optimizer state
+      is keyed by int) or that starts with "$".
+
+    Tensors come back on the CPU (an optimizer's ``load_state_dict`` moves them to its
+    parameters); dict subclasses such as OrderedDict come back as dict. Any other type
+    (set, bytes, a namedtuple, a function, ...) raises TypeError.
+    """
+    tensors: dict[str, Tensor] = {}
+
+    def add(tensor: Tensor) -> str:
+        key = f"t{len(tensors)}"
+        tensors[key] = tensor
+        return key
+
+    def encode(value: Any) -> Any:
+        if value is None or type(value) in (bool, int, str):
+            return value
+        if type(value) is float:
+            return value if math.isfinite(value) else {"$float": repr(value)}
+        if type(value) is list:
+            return [encode(item) for item in value]
+        if type(value) is tuple:
+            return {"$tuple": [encode(item) for item in value]}
+        if isinstance(value, dict):
+            if all(type(key) is str and not key.startswith("$") for key in value):
+                return {key: encode(item) for key, item in value.items()}
+            return {"$dict": [[encode(key), encode(item)] for key, item in value.items()]}
+        if isinstance(value, Tensor):
+            return {"$tensor": add(value)}
+        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biufc":
+            array = np.asarray(value)
+            data = torch.tensor(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # a copy
+            tag = "$ndarray" if isinstance(value, np.ndarray) else "$numpy_scalar"
+            return {tag: add(data), "dtype": array.dtype.str, "shape": list(array.shape)}
+        raise TypeError(f"cannot store a {type(value).__name__} in a checkpoint "
+                        "(only tensors, NumPy arrays and JSON-like values)")
+
+    return encode(obj), tensors
+
+
+def unflatten_state(tree: Any, tensors: dict[str, Tensor]) -> Any:
+    """The inverse of ``flatten_state``. Raises KeyError, ValueError or TypeError on a tree
+    that ``flatten_state`` did not make."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, list):
+            return [decode(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if not any(key.startswith("$") for key in value):
+            return {key: decode(item) for key, item in value.items()}
+        tag, arg = next(iter(value.items()))
+        if tag == "$tensor":
+            return tensors[arg]
+        if tag == "$tuple":
+            return tuple(decode(item) for item in arg)
+        if tag == "$float":
+            return float(arg)
+        if tag == "$dict":
+            return {decode(key): decode(item) for key, item in arg}
+        if tag in ("$ndarray", "$numpy_scalar"):
+            array = tensors[arg].numpy().view(np.dtype(value["dtype"])).reshape(value["shape"])
+            return array if tag == "$ndarray" else array[()]
+        raise ValueError(f"unknown tag {tag!r}")
+
+    return decode(tree)
+
+
+# -- the run directory ------------------------------------------------------------------------
+class RunDir:
+    """One run's directory (layout in the module docstring). Get one with ``create`` or ``open``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # metrics.csv's columns once this object has written the file whole; until then the
+        # file may be stale (a kill between the two appends), so the first append rewrites it.
+        self._csv_columns: list[str] | None = None
+
+    @classmethod
+    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunDir:
+        """A new run directory at ``path``: made (with its parents) if missing; an empty
+        directory is used as it is.
+
+        A non-empty directory is refused with a UserError, so nothing of the user's is written
+        over: any directory that is not a run directory, and a run directory unless
+        ``overwrite``. With ``overwrite`` the caller means to replace that run: rnnkit's files
+        in it (``_RUN_ENTRIES``) are deleted first, anything else in it is kept.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path}: exists and is not a directory; choose another --run-dir")
+        if path.is_dir() and any(path.iterdir()):
+            if not _is_run_dir(path):
+                raise UserError(f"{path}: not empty and not an rnnkit run directory; "
+                                "choose another --run-dir")
+            if not overwrite:
+                raise UserError(f"{path}: already a run directory; use --resume to continue it, "
+                                "--overwrite to replace it, or choose another --run-dir")
+            for name in _RUN_ENTRIES:
+                entry = path / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink(missing_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{path}: cannot create the run directory ({e.strerror})") from None
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory; UserError if ``path`` is not one."""
+        path = Path(path)
+        if not _is_run_dir(path):
+            raise UserError(f"{path}: not an rnnkit run directory (no {CONFIG_FILE})")
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        """The path of an entry of the run directory, e.g. ``run.file("config.yaml")``."""
+        return self.path / name
+
+    # -- config and weights -----------------------------------------------------------------
+    def save_config(self, config: dict[str, Any]) -> None:
+        """Write config.yaml, keys in the given order."""
+        atomic_write_text(self.file(CONFIG_FILE),
+                          yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+    def load_config(self) -> dict[str, Any]:
+        """config.yaml as a dict; UserError naming the file if it is unreadable or not a mapping."""
+        path = self.file(CONFIG_FILE)
+        try:
+            tree = yaml.safe_load(read_text(path))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', None)})") from None
+        if not isinstance(tree, dict):
+            raise UserError(f"{path}: not a YAML mapping of config sections")
+        return tree
+
+    def save_model(self, state_dict: dict[str, Tensor]) -> None:
+        """Write model.safetensors (tied weights allowed, see ``save_tensors``)."""
+        save_tensors(self.file(MODEL_FILE), state_dict)
+
+    def load_model_state(self) -> dict[str, Tensor]:
+        """model.safetensors as a state_dict; UserError naming the file if missing or corrupt."""
+        return load_tensors(self.file(MODEL_FILE))
+
+    # -- metrics ----------------------------------------------------------------------------
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Add one record to metrics.jsonl and metrics.csv.
+
+        The JSON line is appended, flushed and fsynced; a torn last line left by a kill is cut
+        off first. Non-finite numbers are written as NaN / Infinity, which Python's json and
+        pandas read back. metrics.csv is derived from metrics.jsonl: a record whose keys all
+        have a column is appended as a row; otherwise (a new key, or the first append of this
+        object) the CSV is rewritten whole and atomically from the JSONL, which also repairs a
+        row torn by a kill.
+        """
+        with open(self.file(METRICS_FILE), "a+b") as f:
+            _cut_torn_line(f)
+            f.write(json.dumps(record).encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if self._csv_columns is not None and record.keys() <= set(self._csv_columns):
+            # No fsync: the CSV is derived, and the next process's first append rewrites it.
+            with open(self.file(METRICS_CSV_FILE), "a", encoding="utf-8", newline="") as f:
+                f.write(_csv_text(self._csv_columns, [record], header=False))
+        else:
+            records = self.read_metrics()
+            self._csv_columns = list(dict.fromkeys(key for r in records for key in r))
+            atomic_write_text(self.file(METRICS_CSV_FILE),
+                              _csv_text(self._csv_columns, records, header=True))
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl ([] if there is none yet), skipping a last line torn by
+        a kill (one without its newline); UserError naming file and line for any other bad line."""
+        path = self.file(METRICS_FILE)
+        if not path.exists():
+            return []
+        *lines, _torn = path.read_bytes().split(b"\n")
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise UserError(f"{path}:{number}: not a JSON object")
+            records.append(record)
+        return records
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save_checkpoint(self, step: int, model_state: dict[str, Tensor], trainer_state: dict[str, Any],
+                        keep: int = 2) -> None:
+        """Write checkpoints/step-XXXXXXXX/, point LATEST at it, and delete all but the ``keep``
+        newest checkpoints (by step; the one LATEST names is always kept).
+
+        ``trainer_state`` goes through ``flatten_state`` (TypeError, before anything is written,
+        if it holds something that cannot be stored). Saving a step that already has a
+        checkpoint (mid-epoch, then again at the epoch's end) replaces it.
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, not {keep}")
+        tree, tensors = flatten_state(trainer_state)
+        checkpoints = self.file(CHECKPOINTS_DIR)
+        checkpoints.mkdir(exist_ok=True)
+        name = f"step-{step:08d}"
+        final, tmp = checkpoints / name, temp_sibling(checkpoints / name)
+        tmp.mkdir()
+        save_tensors(tmp / MODEL_FILE, model_state)
+        save_tensors(tmp / TRAINER_TENSORS_FILE, tensors)
+        atomic_write_text(tmp / TRAINER_JSON_FILE, json.dumps(tree, allow_nan=False))
+        if final.exists():
+            # LATEST names the complete temp directory while the old one is swapped out, so a
+            # kill in between loses nothing (see _checkpoint_dir for a kill after the rename).
+            self._set_latest(tmp.name)
+            _discard(final)
+        os.rename(tmp, final)
+        fsync_dir(checkpoints)
+        self._set_latest(name)
+        numbered = sorted((int(m[1]), entry) for entry in checkpoints.iterdir()
+                          if (m := _CHECKPOINT.fullmatch(entry.name)) and entry.is_dir())
+        for _, entry in numbered[:-keep]:
+            if entry.name != name:
+                _discard(entry)
+        for entry in checkpoints.iterdir():  # what killed saves left, now that LATEST names none
+            if _TEMP_CHECKPOINT.fullmatch(entry.name) and entry.is_dir():
+                shutil.rmtree(entry)
+
+    def load_checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+        """(model_state, trainer_state) of the checkpoint LATEST names, or None if there is none.
+
+        UserError naming the file at fault if LATEST or the checkpoint is corrupt.
+        """
+        latest = self.file(CHECKPOINTS_DIR) / LATEST_FILE
+        if not latest.exists():
+            return None
+        directory = self._checkpoint_dir(read_text(latest).strip())
+        model_state = load_tensors(directory / MODEL_FILE)
+        tensors = load_tensors(directory / TRAINER_TENSORS_FILE)
+        path = directory / TRAINER_JSON_FILE
+        try:
+            trainer_state = unflatten_state(json.loads(read_text(path)), tensors)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{path}: not a trainer state "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
+        return model_state, trainer_state
+
+    def _checkpoint_dir(self, name: str) -> Path:
+        """The directory LATEST's ``name`` stands for."""
+        checkpoints = self.file(CHECKPOINTS_DIR)
+        latest = checkpoints / LATEST_FILE
+        temp = _TEMP_CHECKPOINT.fullmatch(name)
+        if not (_CHECKPOINT.fullmatch(name) or temp):
+            raise UserError(f"{latest}: does not name a checkpoint directory ({name[:40]!r})")
+        directory = checkpoints / name
+        if temp and not directory.is_dir():
+            # A kill between renaming a replacing checkpoint into place and rewriting LATEST.
+            directory = checkpoints / temp[1]
+        if not directory.is_dir():
+            raise UserError(f"{latest}: names {name}, which is missing")
+        return directory
+
+    def _set_latest(self, name: str) -> None:
+        atomic_write_text(self.file(CHECKPOINTS_DIR) / LATEST_FILE, name + "\n")
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file()
+
+
+def _cut_torn_line(f: BinaryIO) -> None:
+    """Truncate a file open for appending after its last newline (a no-op when it ends in one)."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    f.seek(size - 1)
+    if f.read(1) == b"\n":
+        return
+    f.seek(0)
+    f.truncate(f.read().rfind(b"\n") + 1)
+
+
+def _csv_text(columns: list[str], records: list[dict[str, Any]], header: bool) -> str:
+    """CSV rows of ``records`` (missing keys empty; lists and dicts as JSON), after a header row
+    if asked."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for record in records:
+        writer.writerow({key: json.dumps(value) if isinstance(value, (list, dict)) else value
+                         for key, value in record.items()})
+    return out.getvalue()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,1 @@
+"""Tasks: how each kind of data meets a model and the trainer (lm: language modelling)."""

@@ -1,0 +1,279 @@
+"""The training loop, for any task: it knows a model, a loss over numbered batches, and a
+validation score, nothing of language models or translation.
+
+Per step: learning rate (schedule x warmup) -> loss under autocast -> backward (scaled for
+fp16) -> clip by norm and/or value (the norm is logged every step) -> optimizer step. Per epoch:
+validate, decay the learning rate (by schedule or on plateau), keep the best weights in
+``RUN/model.safetensors``, stop early if asked. Checkpoints (every ``checkpoint_every`` steps
+and at each epoch end) hold everything to continue bitwise-exactly: model, optimizer, the
+position (epoch, batch, step), best score, RNG states of every rank and the task's own state
+(a language model's carried hidden state). A NaN or inf loss stops the run before it touches
+the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .distributed import Distributed, gather_digests, wrap_model
+from .errors import UserError
+from .rundir import TENSORBOARD_DIR, RunDir
+
+
+class TrainingTask(Protocol):
+    """What the trainer needs of a task (``tasks/lm.py`` is one)."""
+
+    model: nn.Module
+
+    def num_batches(self) -> int:
+        """Training batches per epoch, for this rank."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before batch 0 of each epoch (a language model resets its carried state)."""
+
+    def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int]:
+        """Batch k of an epoch: the summed loss over its target tokens, and their number."""
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics; ``loss`` (mean per token) chooses the best weights."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Whatever the task carries between batches, for an exact resume."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or inf."""
+
+
+def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """``train.optimizer`` -> a torch.optim optimizer (momentum/nesterov are SGD with momentum)."""
+    opt = torch.optim
+    kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    makers = {
+        "sgd": lambda: opt.SGD(params, **kwargs),
+        "momentum": lambda: opt.SGD(params, momentum=cfg.momentum, **kwargs),
+        "nesterov": lambda: opt.SGD(params, momentum=cfg.momentum, nesterov=True, **kwargs),
+        "adagrad": lambda: opt.Adagrad(params, **kwargs),
+        "adadelta": lambda: opt.Adadelta(params, **kwargs),
+        "rmsprop": lambda: opt.RMSprop(params, **kwargs),
+        "adam": lambda: opt.Adam(params, **kwargs),
+        "adamw": lambda: opt.AdamW(params, **kwargs),
+    }
+    return makers[cfg.optimizer]()
+
+
+def learning_rate(cfg: TrainConfig, epoch: int, step: int, plateau_scale: float) -> float:
+    """``lr * schedule(epoch) * plateau_scale * warmup(step)``.
+
+    epoch_decay (Zaremba et al. 2014): x lr_decay after each epoch from ``decay_start`` on, so
+    epochs 1..decay_start run at lr (epochs counted from 1). Warmup: linear from lr/warmup_steps.
+    """
+    rate = cfg.lr * plateau_scale
+    if cfg.lr_schedule == "epoch_decay":
+        rate *= cfg.lr_decay ** max(0, epoch + 1 - cfg.decay_start)
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        rate *= (step + 1) / cfg.warmup_steps
+    return rate
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("train.precision: fp16 needs a CUDA device; use bf16 on the CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class Trainer:
+    def __init__(self, task: TrainingTask, cfg: TrainConfig, run: RunDir | None, env: Distributed,
+                 device: torch.device) -> None:
+        self.task, self.cfg, self.run, self.env, self.device = task, cfg, run, env, device
+        self.model = wrap_model(task.model, env, device)
+        self.params = [p for p in task.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg, self.params)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.best, self.bad_epochs, self.plateau_scale = math.inf, 0, 1.0
+        self.epoch_loss, self.epoch_tokens = 0.0, 0
+        # Records are written with each checkpoint, so a resumed run never logs a step twice.
+        self.pending: list[dict[str, Any]] = []
+        self.writer = self._tensorboard() if cfg.tensorboard and run else None
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("train.tensorboard: needs the tensorboard package (pip install tensorboard)") from None
+        return SummaryWriter(str(self.run.file(TENSORBOARD_DIR)))
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def trainer_state(self) -> dict[str, Any]:
+        mine = {"rng": rng_state(self.device), "task": self.task.state_dict()}
+        ranks = [mine] * self.env.world_size
+        if self.env.enabled:
+            dist.all_gather_object(ranks, mine)
+        return {
+            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
+            "best": self.best, "bad_epochs": self.bad_epochs, "plateau_scale": self.plateau_scale,
+            "epoch_loss": self.epoch_loss, "epoch_tokens": self.epoch_tokens,
+            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            "world_size": self.env.world_size, "ranks": ranks,
+        }
+
+    def checkpoint(self) -> None:
+        state = self.trainer_state()  # a collective under DDP: every rank takes part
+        self.flush_metrics()
+        if self.run:
+            self.run.save_checkpoint(self.step, self.task.model.state_dict(), state)
+
+    def resume(self, model_state: dict[str, Tensor], state: dict[str, Any]) -> None:
+        if state["world_size"] != self.env.world_size:
+            raise UserError(f"checkpoint was written by {state['world_size']} process(es); "
+                            f"resume with the same number (now {self.env.world_size})")
+        self.task.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        position = state["position"]
+        self.epoch, self.batch, self.step = position["epoch"], position["batch"], position["step"]
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+        self.plateau_scale = state["plateau_scale"]
+        self.epoch_loss, self.epoch_tokens = state["epoch_loss"], state["epoch_tokens"]
+        mine = state["ranks"][self.env.rank]
+        self.task.load_state_dict(mine["task"])
+        set_rng_state(mine["rng"], self.device)
+
+    # -- metrics ----------------------------------------------------------------------------
+    def log(self, record: dict[str, Any]) -> None:
+        self.pending.append(record)
+        if self.writer:
+            for key, value in record.items():
+                if key not in ("kind", "step", "epoch") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{record['kind']}/{key}", value, self.step)
+
+    def flush_metrics(self) -> None:
+        if self.run:
+            for record in self.pending:
+                self.run.append_metrics(record)
+        self.pending = []
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train_step(self, k: int) -> tuple[float, int, float]:
+        lr = learning_rate(self.cfg, self.epoch, self.step, self.plateau_scale)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(self.cfg.precision, self.device):
+            loss_sum, tokens = self.task.batch_loss(self.model, self.epoch, k)
+        loss = loss_sum / tokens
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"step {self.step + 1}: the loss is {value}; stopped. The last good "
+                                   "checkpoint is kept; try a smaller train.lr or train.clip_norm")
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.cfg.clip_value is not None:
+            nn.utils.clip_grad_value_(self.params, self.cfg.clip_value)
+        norm = nn.utils.clip_grad_norm_(self.params, self.cfg.clip_norm or math.inf).item()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return value * tokens, tokens, norm
+
+    def run_epoch(self) -> float:
+        """Train from ``self.batch`` to the end of the epoch; returns the seconds it took."""
+        total = self.task.num_batches()
+        if self.batch == 0:
+            self.task.start_epoch(self.epoch)
+        start, tokens_before = time.perf_counter(), self.epoch_tokens
+        bar = tqdm(total=total, initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                   disable=None if (self.cfg.progress and self.env.is_main) else True, leave=False)
+        for k in range(self.batch, total):
+            loss_sum, tokens, norm = self.train_step(k)
+            self.step, self.batch = self.step + 1, k + 1
+            self.epoch_loss += loss_sum
+            self.epoch_tokens += tokens
+            self.log({"kind": "step", "step": self.step, "loss": loss_sum / tokens, "grad_norm": norm,
+                      "lr": self.optimizer.param_groups[0]["lr"]})
+            bar.update(1)
+            if self.step % self.cfg.log_every == 0:
+                bar.set_postfix(loss=f"{loss_sum / tokens:.3f}", norm=f"{norm:.2f}")
+            if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                self.checkpoint()
+            if self.cfg.max_steps and self.step >= self.cfg.max_steps:
+                break
+        bar.close()
+        seconds = time.perf_counter() - start
+        self.tokens_per_second = (self.epoch_tokens - tokens_before) * self.env.world_size / max(seconds, 1e-9)
+        return seconds
+
+    def end_epoch(self, seconds: float) -> bool:
+        """Validate, keep the best weights, decay the rate; False when training should stop."""
+        metrics = self.task.validate(self.task.model)
+        improved = metrics["loss"] < self.best
+        if improved:
+            self.best, self.bad_epochs = metrics["loss"], 0
+            if self.run:
+                self.run.save_model(self.task.model.state_dict())
+        else:
+            self.bad_epochs += 1
+            if self.cfg.lr_schedule == "plateau" and self.bad_epochs > self.cfg.plateau_patience:
+                self.plateau_scale *= self.cfg.lr_decay
+        train_loss = self.epoch_loss / max(self.epoch_tokens, 1)
+        record = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.step, "train_loss": train_loss,
+                  "train_ppl": math.exp(min(train_loss, 50)), **{f"valid_{k}": v for k, v in metrics.items()},
+                  "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds,
+                  "tokens_per_s": self.tokens_per_second}
+        self.log(record)
+        if self.env.is_main:
+            tqdm.write(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                  for k, v in record.items() if k != "kind"))
+        self.epoch, self.batch, self.epoch_loss, self.epoch_tokens = self.epoch + 1, 0, 0.0, 0
+        self.checkpoint()
+        patience = self.cfg.early_stopping
+        return not (patience is not None and self.bad_epochs >= patience)
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (epochs, max_steps or early stopping); returns a summary."""
+        start = time.perf_counter()
+        while self.epoch < self.cfg.epochs:
+            seconds = self.run_epoch()
+            go_on = self.end_epoch(seconds)
+            if not go_on or (self.cfg.max_steps and self.step >= self.cfg.max_steps):
+                break
+        digests = gather_digests(self.task.model, self.env)
+        summary = {"kind": "summary", "step": self.step, "epochs": self.epoch, "best_valid_loss": self.best,
+                   "seconds": time.perf_counter() - start, "world_size": self.env.world_size,
+                   "weights_digests": digests}
+        self.log(summary)
+        self.flush_metrics()
+        if self.writer:
+            self.writer.close()
+        return summary
