@@ -108,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     cfg.data.train = str(package / "data" / "tinyshakespeare.txt")
     cfg.run_dir = args.run_dir or time.strftime("runs/demo-%Y%m%d-%H%M%S")
     print(f"rnnkit demo: a {cfg.model.num_layers}x{cfg.model.hidden_size} char-LSTM on Tiny Shakespeare "
-          f"(bundled), {cfg.train.max_steps} steps; run directory {cfg.run_dir}", flush=True)
+          f"(bundled), {cfg.train.epochs} epochs; run directory {cfg.run_dir}", flush=True)
     summary = train(cfg)
     valid = summary["best_valid_loss"]
     print(f"\ntrained in {summary['seconds']:.0f} s: validation loss {valid:.3f} nats/char "
