@@ -85,6 +85,10 @@ class TrainConfig:
     warmup_steps: int = 0
     early_stopping: int | None = None  # stop after this many epochs without a better valid loss
     label_smoothing: float = 0.0
+    # The loss a step minimises: "token", the mean over target tokens (pytorch/examples; PTB
+    # there uses lr 20, clip 0.25), or "sequence", each sequence's summed loss averaged over the
+    # batch (Zaremba et al. 2014's code; lr 1, clip 5). With bptt T the two differ by a factor T.
+    loss_average: str = "token"
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     deterministic: bool = False
@@ -120,6 +124,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"),
     "train.lr_schedule": ("none", "epoch_decay", "plateau"),
     "train.precision": ("fp32", "bf16", "fp16"),
+    "train.loss_average": ("token", "sequence"),
 }
 
 

@@ -42,8 +42,9 @@ class TrainingTask(Protocol):
     def start_epoch(self, epoch: int) -> None:
         """Called before batch 0 of each epoch (a language model resets its carried state)."""
 
-    def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int]:
-        """Batch k of an epoch: the summed loss over its target tokens, and their number."""
+    def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
+        """Batch k of an epoch: the summed loss over its target tokens, their number, and the
+        number of sequences (rows) in the batch."""
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Validation metrics; ``loss`` (mean per token) chooses the best weights."""
@@ -191,9 +192,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with autocast(self.cfg.precision, self.device):
-            loss_sum, tokens = self.task.batch_loss(self.model, self.epoch, k)
-        loss = loss_sum / tokens
-        value = loss.item()
+            loss_sum, tokens, sequences = self.task.batch_loss(self.model, self.epoch, k)
+        loss = loss_sum / (tokens if self.cfg.loss_average == "token" else sequences)
+        value = loss_sum.item() / tokens
         if not math.isfinite(value):
             raise TrainingDiverged(f"step {self.step + 1}: the loss is {value}; stopped. The last good "
                                    "checkpoint is kept; try a smaller train.lr or train.clip_norm")

@@ -156,12 +156,12 @@ class LanguageModelTask(LanguageModelScorer):
     def start_epoch(self, epoch: int) -> None:
         self.carried = None
 
-    def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int]:
+    def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         inputs, targets, lengths = (t if t is None else t.to(self.device) for t in self.train.batch(epoch, k))
         logits, state = model(inputs, self.carried, lengths=lengths)  # (B, T, V)
         if lengths is None:  # stream: the next window starts where this one ended
             self.carried = detach_state(state)
-        return self.token_loss(logits, targets, self.cfg.train.label_smoothing)
+        return (*self.token_loss(logits, targets, self.cfg.train.label_smoothing), inputs.shape[0])
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return self.score(self.texts["valid"])
