@@ -316,6 +316,18 @@ class RunDir:
             atomic_write_text(self.file(METRICS_CSV_FILE),
                               _csv_text(self._csv_columns, records, header=True))
 
+    def keep_metrics(self, count: int) -> None:
+        """Keep the first ``count`` records of metrics.jsonl (those a checkpoint saw written),
+        dropping any a killed run wrote after it; both files are rewritten atomically."""
+        path = self.file(METRICS_FILE)
+        records = self.read_metrics()
+        if not path.exists() or (len(records) == count and path.read_bytes().endswith(b"\n")):
+            return
+        records = records[:count]
+        atomic_write_text(self.file(METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))
+        self._csv_columns = list(dict.fromkeys(key for r in records for key in r))
+        atomic_write_text(self.file(METRICS_CSV_FILE), _csv_text(self._csv_columns, records, header=True))
+
     def read_metrics(self) -> list[dict[str, Any]]:
         """The records of metrics.jsonl ([] if there is none yet), skipping a last line torn by
         a kill (one without its newline); UserError naming file and line for any other bad line."""

@@ -125,8 +125,10 @@ class Trainer:
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best, self.bad_epochs, self.plateau_scale = math.inf, 0, 1.0
         self.epoch_loss, self.epoch_tokens = 0.0, 0
-        # Records are written with each checkpoint, so a resumed run never logs a step twice.
+        # Records are written with each checkpoint, and a checkpoint counts the records written
+        # up to it: a resumed run drops any written after it, so no step is logged twice.
         self.pending: list[dict[str, Any]] = []
+        self.metrics_written = 0
         self.writer = self._tensorboard() if cfg.tensorboard and run else None
 
     def _tensorboard(self):
@@ -147,12 +149,12 @@ class Trainer:
             "best": self.best, "bad_epochs": self.bad_epochs, "plateau_scale": self.plateau_scale,
             "epoch_loss": self.epoch_loss, "epoch_tokens": self.epoch_tokens,
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            "world_size": self.env.world_size, "ranks": ranks,
+            "world_size": self.env.world_size, "ranks": ranks, "metrics_written": self.metrics_written,
         }
 
     def checkpoint(self) -> None:
-        state = self.trainer_state()  # a collective under DDP: every rank takes part
         self.flush_metrics()
+        state = self.trainer_state()  # a collective under DDP: every rank takes part
         if self.run:
             self.run.save_checkpoint(self.step, self.task.model.state_dict(), state)
 
@@ -171,6 +173,9 @@ class Trainer:
         mine = state["ranks"][self.env.rank]
         self.task.load_state_dict(mine["task"])
         set_rng_state(mine["rng"], self.device)
+        self.metrics_written = state["metrics_written"]
+        if self.run:
+            self.run.keep_metrics(self.metrics_written)
 
     # -- metrics ----------------------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
@@ -184,6 +189,7 @@ class Trainer:
         if self.run:
             for record in self.pending:
                 self.run.append_metrics(record)
+        self.metrics_written += len(self.pending)
         self.pending = []
 
     # -- the loop ---------------------------------------------------------------------------

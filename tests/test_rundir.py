@@ -410,3 +410,18 @@ def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path):
         atomic_write_bytes(path, "not bytes")  # fails after the temp file was opened
     assert path.read_bytes() == b"new"
     assert os.listdir(tmp_path) == ["file.txt"]
+
+
+def test_keep_metrics_drops_records_written_after_the_checkpoint(tmp_path):
+    run = RunDir.create(tmp_path / "run")
+    for step in (1, 2, 3):
+        run.append_metrics({"kind": "step", "step": step, "loss": 1.0 / step})
+    with open(run.file("metrics.jsonl"), "ab") as f:
+        f.write(b'{"kind": "st')  # torn by the kill
+    resumed = RunDir(run.path)
+    resumed.keep_metrics(2)
+    assert resumed.read_metrics() == [{"kind": "step", "step": 1, "loss": 1.0}, {"kind": "step", "step": 2, "loss": 0.5}]
+    assert [r["step"] for r in _csv_rows(resumed)] == ["1", "2"]
+    resumed.append_metrics({"kind": "step", "step": 3, "loss": 0.25})
+    assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]
+    assert [r["step"] for r in _csv_rows(resumed)] == ["1", "2", "3"]
