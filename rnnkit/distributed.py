@@ -69,6 +69,12 @@ def gather_digests(model: nn.Module, env: Distributed) -> list[str]:
     return digests
 
 
+def barrier(env: Distributed) -> None:
+    """Wait for every rank (a no-op for one process)."""
+    if env.enabled:
+        dist.barrier()
+
+
 def teardown_distributed(env: Distributed) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import Config, config_from_dict, override_config
-from .distributed import Distributed, setup_distributed, teardown_distributed
+from .distributed import Distributed, barrier, setup_distributed, teardown_distributed
 from .errors import UserError
 from .models.language_model import RNNLanguageModel
 from .rundir import RunDir
@@ -64,7 +64,9 @@ def train(cfg: Config | None, *, resume: str | Path | None = None, overwrite: bo
         cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
     env = setup_distributed(kind)
     try:
-        return _train(cfg, env, run, overwrite)
+        summary = _train(cfg, env, run, overwrite)
+        barrier(env)  # no rank tears the group down while another still talks in it
+        return summary
     finally:
         teardown_distributed(env)
 
