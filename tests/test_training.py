@@ -153,6 +153,11 @@ def test_bad_config_keys_get_one_line_errors(tmp_path):
     assert_one_line_error(rnnkit("train", str(config), "model.cell=lstn", cwd=tmp_path), "model.cell")
     assert_one_line_error(rnnkit("train", str(config), "model.hidden_size=big", cwd=tmp_path),
                           "model.hidden_size")
+    # overrides after an option are overrides too
+    assert_one_line_error(rnnkit("train", str(config), "--run-dir", "elsewhere", "train.lr_decya=0.5",
+                                 cwd=tmp_path), "train.lr_decya")
+    result = rnnkit("train", str(config), "--run-dir", "elsewhere", "--bogus", cwd=tmp_path)
+    assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("data:\n  train: [unclosed\n")
     assert_one_line_error(rnnkit("train", str(broken), cwd=tmp_path), "broken.yaml")
