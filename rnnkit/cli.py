@@ -1,10 +1,12 @@
-"""The ``rnnkit`` command: train, evaluate, generate, demo.
+"""The ``rnnkit`` command: train, evaluate, generate, translate, demo.
 
     rnnkit demo                                   # train the built-in char-LSTM, print samples
     rnnkit train configs/ptb-small.yaml [train.lr=0.5 ...] [--run-dir DIR] [--overwrite]
     rnnkit train --resume RUN [train.epochs=20 ...]
     rnnkit evaluate RUN [--split test | --data FILE]
     rnnkit generate RUN --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40 --num-samples 3
+    rnnkit translate RUN [--input FILE] [--beam 5] [--n-best 3] [--attention-plot DIR]
+    rnnkit evaluate RUN --src test.de --ref test.en [--beam 5]      # BLEU, chrF (sacrebleu)
     torchrun --nproc_per_node=2 -m rnnkit.cli train cfg.yaml     # DDP, one process per core/GPU
 
 Bad input ends in one line, ``rnnkit: error: <what and where>``, and exit status 2.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import json
+import math
 import sys
 import time
 
@@ -48,18 +51,69 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="loss, perplexity (bits per char) of a trained run")
+    p = sub.add_parser("evaluate", help="a language model's loss and perplexity (bits per char); "
+                                        "a translation model's BLEU and chrF")
     p.add_argument("run", help="run directory")
     p.add_argument("--split", default="test", choices=["valid", "test"])
-    p.add_argument("--data", help="score this text file instead of a split")
+    p.add_argument("--data", help="language model: score this text file instead of a split")
+    p.add_argument("--src", help="translation: translate this file ...")
+    p.add_argument("--ref", help="... and score it against this one (line-aligned)")
+    p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: decode.beam_size)")
     p.add_argument("--device", default="cpu")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .training import evaluate_run
+    from .rundir import RunDir
+    from .training import evaluate_run, evaluate_translation
 
+    if RunDir.open(args.run).load_config().get("task", "lm") == "translate":
+        scores = evaluate_translation(args.run, args.split, args.src, args.ref, args.beam, args.device)
+        print(f"BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}")
+        print(f"{scores['bleu_signature']}\n{scores['chrf_signature']}")
+        return
     metrics = evaluate_run(args.run, args.split, args.data, args.device)
     print(" ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+
+
+def add_translate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="translate lines with a trained translation run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--input", help="a file of source lines (default: standard input)")
+    p.add_argument("--beam", type=int, default=None, help="beam size (1: greedy; default: decode.beam_size)")
+    p.add_argument("--n-best", type=int, default=1, help="print the N best, as 'line<TAB>score<TAB>text'")
+    p.add_argument("--attention-plot", metavar="DIR", help="write one attention heatmap PNG per line here")
+    p.add_argument("--device", default="cpu")
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .plots import attention_heatmap
+    from .tasks.translate import attention_matrix, encode_sources, translate_ids
+    from .textio import read_lines, split_lines
+    from .training import load_run, require_task, select_device
+
+    cfg, tokenizers, model = load_run(args.run, args.device)
+    require_task(cfg, "translate", args.run)
+    name = args.input or "stdin"
+    lines = read_lines(args.input) if args.input else split_lines(sys.stdin.read())
+    device = select_device(args.device)
+    sources = encode_sources(tokenizers[0], lines, cfg.decode.max_source_length, name)
+    beam = args.beam or cfg.decode.beam_size
+    if not 1 <= args.n_best <= beam:
+        raise UserError(f"translate: --n-best must be between 1 and the beam size ({beam})")
+    results = translate_ids(model, tokenizers, sources, cfg.decode, device, beam, args.n_best)
+    if args.attention_plot:
+        Path(args.attention_plot).mkdir(parents=True, exist_ok=True)
+    for number, (source, hypotheses) in enumerate(zip(sources, results), 1):
+        for ids, score in hypotheses:
+            text = tokenizers[1].decode(ids)
+            print(f"{number}\t{score:.4f}\t{text}" if args.n_best > 1 else text)
+        if args.attention_plot and hypotheses:
+            weights, source_labels, target_labels = attention_matrix(model, tokenizers, source,
+                                                                     hypotheses[0][0], device)
+            attention_heatmap(weights, source_labels, target_labels,
+                              Path(args.attention_plot) / f"{number:05d}.png", title=f"{name}:{number}")
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -78,9 +132,10 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from .tasks.lm import generate
-    from .training import load_run
+    from .training import load_run, require_task
 
-    _, tokenizer, model = load_run(args.run, args.device)
+    cfg, tokenizer, model = load_run(args.run, args.device)
+    require_task(cfg, "lm", args.run)
     try:
         texts = generate(model, tokenizer, args.prompt, max_tokens=args.max_tokens,
                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -112,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     summary = train(cfg)
     valid = summary["best_valid_loss"]
     print(f"\ntrained in {summary['seconds']:.0f} s: validation loss {valid:.3f} nats/char "
-          f"({valid / 0.6931:.3f} bits/char)\n")
+          f"({valid / math.log(2):.3f} bits/char)\n")
     _, tokenizer, model = load_run(cfg.run_dir)
     for prompt in ("ROMEO:", "JULIET:"):
         print(f"--- rnnkit generate {cfg.run_dir} --prompt '{prompt}' --temperature 0.8 ---")
@@ -120,7 +175,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": (add_train, cmd_train), "evaluate": (add_evaluate, cmd_evaluate),
-            "generate": (add_generate, cmd_generate), "demo": (add_demo, cmd_demo)}
+            "generate": (add_generate, cmd_generate), "translate": (add_translate, cmd_translate),
+            "demo": (add_demo, cmd_demo)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,15 @@ class DataConfig:
     bptt: int = 35  # stream mode: window length
     batch_size: int = 20
     eval_batch_size: int = 10
+    # translate: a split is the pair of files PATH.SOURCE_SUFFIX / PATH.TARGET_SUFFIX, or, without
+    # suffixes, one TSV file whose first two columns are (source, target) (swapped by reverse).
+    source_suffix: str | None = None
+    target_suffix: str | None = None
+    reverse: bool = False
+    synthetic: str | None = None  # "reverse": the reverse-the-sequence task, generated (no files)
+    max_length: int | None = 100  # translate: longer training pairs are filtered out (counted)
+    batch_tokens: int | None = None  # translate: a token budget per batch instead of batch_size
+    joint_vocabulary: bool = False  # translate: one vocabulary for source and target
 
 
 @dataclass
@@ -64,6 +73,13 @@ class ModelConfig:
     init_range: float | None = 0.1  # uniform(-r, r) for every weight; null keeps torch's init
     pretrained_embeddings: str | None = None  # word2vec/GloVe text file
     freeze_embeddings: bool = False
+    # translate: the encoder (hidden size per direction; null: hidden_size) and the decoder
+    bidirectional: bool = False
+    encoder_hidden_size: int | None = None
+    bridge: str = "linear"  # zero | last | linear (+tanh): encoder final state -> decoder's first
+    attention: str = "general"  # none | dot | general | concat | additive
+    attention_size: int | None = None  # concat / additive (null: hidden_size)
+    input_feeding: bool = True  # the attentional vector h~_{t-1} joins the next decoder input
 
 
 @dataclass
@@ -85,6 +101,14 @@ class TrainConfig:
     warmup_steps: int = 0
     early_stopping: int | None = None  # stop after this many epochs without a better valid loss
     label_smoothing: float = 0.0
+    # translate: the probability of feeding the gold token (drawn per step), and its decay by
+    # scheduled sampling (Bengio et al. 2015) over optimizer steps i: linear max(min, k - c i),
+    # exponential k^i, inverse_sigmoid k / (k + exp(i / k)).
+    teacher_forcing: float = 1.0
+    scheduled_sampling: str = "none"  # none | linear | exponential | inverse_sigmoid
+    sampling_k: float = 1.0
+    sampling_c: float = 1e-4
+    sampling_min: float = 0.0
     # The loss a step minimises: "token", the mean over target tokens (pytorch/examples; PTB
     # there uses lr 20, clip 0.25), or "sequence", each sequence's summed loss averaged over the
     # batch (Zaremba et al. 2014's code; lr 1, clip 5). With bptt T the two differ by a factor T.
@@ -99,13 +123,27 @@ class TrainConfig:
 
 
 @dataclass
+class DecodeConfig:
+    """translate: how validation, ``rnnkit translate`` and ``evaluate`` decode."""
+
+    beam_size: int = 5
+    valid_beam_size: int = 1  # validation decodes greedily by default: it runs every epoch
+    length_penalty: float = 1.0  # GNMT alpha
+    max_length_ratio: float = 1.5  # output at most ratio x source length + 10 tokens
+    block_ngram_repeat: int = 0
+    batch_size: int = 50
+    max_source_length: int = 400  # a longer input line is an error (memory: beam x length x hidden)
+
+
+@dataclass
 class Config:
-    task: str = "lm"
+    task: str = "lm"  # lm | translate
     run_dir: str = "runs/default"
     seed: int = 1234
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,7 +151,11 @@ class Config:
 
 # Keys whose value is one of a few names: checked when the config is read, not deep in training.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("lm",),
+    "task": ("lm", "translate"),
+    "data.synthetic": ("reverse",),
+    "model.bridge": ("zero", "last", "linear"),
+    "model.attention": ("none", "dot", "general", "concat", "additive"),
+    "train.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
     "data.tokenizer": ("char", "word", "subword"),
     "data.subword_model": ("unigram", "bpe"),
     "data.mode": ("stream", "sentence"),

@@ -46,7 +46,8 @@ def reorder_state(state: State, index: Tensor, batch_dim: int = 1) -> State:
     if isinstance(state, Tensor):
         return state.index_select(batch_dim, index)
     if isinstance(state, (tuple, list)):
-        return type(state)(reorder_state(s, index, batch_dim) for s in state)
+        items = [reorder_state(s, index, batch_dim) for s in state]
+        return type(state)(*items) if hasattr(state, "_fields") else type(state)(items)  # NamedTuple
     raise TypeError(f"reorder_state: a state holds tensors, tuples and lists, not {type(state).__name__}")
 
 

@@ -184,8 +184,11 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     @classmethod
-    def train(cls, text: str, max_size: int | None = None, min_freq: int = 1) -> CharTokenizer:
-        return cls(Vocabulary.build(Counter(text), [PAD, UNK], max_size, min_freq))
+    def train(cls, text: str, max_size: int | None = None, min_freq: int = 1,
+              sentence_markers: bool = False) -> CharTokenizer:
+        """``sentence_markers``: add ``<eos>`` and ``<bos>`` (a translation target needs them)."""
+        specials = [PAD, UNK, EOS, BOS] if sentence_markers else [PAD, UNK]
+        return cls(Vocabulary.build(Counter(text), specials, max_size, min_freq))
 
     def encode(self, text: str) -> list[int]:
         return self.vocab.indices(text)
@@ -308,14 +311,15 @@ _TOKENIZERS: dict[str, type[Tokenizer]] = {
 
 def build_tokenizer(kind: str, text: str, *, max_size: int | None = None, min_freq: int = 1,
                     lowercase: bool = False, vocab_size: int = 8000,
-                    model_type: str = "unigram") -> Tokenizer:
+                    model_type: str = "unigram", sentence_markers: bool = False) -> Tokenizer:
     """Train a tokenizer of ``kind`` on the training text.
 
     max_size, min_freq: char and word vocabularies (max_size counts the specials);
-    lowercase: word only; vocab_size, model_type: subword only.
+    lowercase: word only; vocab_size, model_type: subword only; sentence_markers: char only
+    (word and subword vocabularies always hold ``<bos>`` and ``<eos>``).
     """
     if kind == "char":
-        return CharTokenizer.train(text, max_size, min_freq)
+        return CharTokenizer.train(text, max_size, min_freq, sentence_markers)
     if kind == "word":
         return WordTokenizer.train(text, max_size, min_freq, lowercase)
     if kind == "subword":

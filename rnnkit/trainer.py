@@ -35,6 +35,8 @@ class TrainingTask(Protocol):
     """What the trainer needs of a task (``tasks/lm.py`` is one)."""
 
     model: nn.Module
+    best_metric: str  # the validation metric that chooses the best weights ("loss", "bleu")
+    higher_is_better: bool
 
     def num_batches(self) -> int:
         """Training batches per epoch, for this rank."""
@@ -47,7 +49,7 @@ class TrainingTask(Protocol):
         number of sequences (rows) in the batch."""
 
     def validate(self, model: nn.Module) -> dict[str, float]:
-        """Validation metrics; ``loss`` (mean per token) chooses the best weights."""
+        """Validation metrics, ``best_metric`` among them."""
 
     def state_dict(self) -> dict[str, Any]:
         """Whatever the task carries between batches, for an exact resume."""
@@ -244,9 +246,10 @@ class Trainer:
     def end_epoch(self, seconds: float) -> bool:
         """Validate, keep the best weights, decay the rate; False when training should stop."""
         metrics = self.task.validate(self.task.model)
-        improved = metrics["loss"] < self.best
-        if improved:
-            self.best, self.bad_epochs = metrics["loss"], 0
+        value = metrics[self.task.best_metric]
+        score = -value if self.task.higher_is_better else value  # self.best: lower is better
+        if score < self.best:
+            self.best, self.bad_epochs = score, 0
             if self.run:
                 self.run.save_model(self.task.model.state_dict())
         else:
@@ -276,7 +279,9 @@ class Trainer:
             if not go_on or (self.cfg.max_steps and self.step >= self.cfg.max_steps):
                 break
         digests = gather_digests(self.task.model, self.env)
-        summary = {"kind": "summary", "step": self.step, "epochs": self.epoch, "best_valid_loss": self.best,
+        best = -self.best if self.task.higher_is_better else self.best
+        summary = {"kind": "summary", "step": self.step, "epochs": self.epoch,
+                   f"best_valid_{self.task.best_metric}": best,
                    "seconds": time.perf_counter() - start, "world_size": self.env.world_size,
                    "weights_digests": digests}
         self.log(summary)

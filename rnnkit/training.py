@@ -12,20 +12,24 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .config import Config, config_from_dict, override_config
 from .distributed import Distributed, barrier, setup_distributed, teardown_distributed
 from .errors import UserError
-from .models.language_model import RNNLanguageModel
+from .parallel_data import read_parallel
 from .rundir import RunDir
-from .tasks.lm import LanguageModelScorer, LanguageModelTask, new_model, new_tokenizer, read_splits
+from .tasks import lm, translate
+from .tasks.lm import LanguageModelScorer, read_splits
 from .textio import read_text
-from .tokenizers import Tokenizer, load_tokenizer
 from .trainer import Trainer
+
+TASKS: dict[str, ModuleType] = {"lm": lm, "translate": translate}
 
 
 def select_device(spec: str, env: Distributed = Distributed()) -> torch.device:
@@ -71,54 +75,63 @@ def train(cfg: Config | None, *, resume: str | Path | None = None, overwrite: bo
         teardown_distributed(env)
 
 
+def task_module(cfg: Config) -> ModuleType:
+    """The module of ``cfg.task``: ``read_data``, ``new_tokenizers``, ``save_tokenizers``,
+    ``load_tokenizers``, ``new_model``, ``new_task`` and ``test_metrics``, the same for every task."""
+    return TASKS[cfg.task]
+
+
 def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -> dict[str, Any]:
     resuming = run is not None
     checkpoint = run.load_checkpoint() if resuming else None
     if resuming and checkpoint is None:
         raise UserError(f"{run.path}: no checkpoint to resume from")
     device = select_device(cfg.train.device, env)
-    texts = read_splits(cfg)
+    kind = task_module(cfg)
+    data = kind.read_data(cfg)
     if resuming:
-        tokenizer = load_tokenizer(run.path)
+        tokenizers = kind.load_tokenizers(run.path)
     else:
         run = RunDir.create(cfg.run_dir, overwrite=overwrite) if env.is_main else None
-        tokenizer = new_tokenizer(cfg, texts["train"])  # deterministic: every rank builds the same
+        tokenizers = kind.new_tokenizers(cfg, data)  # deterministic: every rank builds the same
         if run:
             run.save_config(cfg.to_dict())
-            tokenizer.save(run.path)
+            kind.save_tokenizers(tokenizers, run.path)
     seed_everything(cfg.seed, cfg.train.deterministic)
-    task = LanguageModelTask(cfg, tokenizer, new_model(cfg, tokenizer), texts, device, env)
+    task = kind.new_task(cfg, tokenizers, data, device, env)
     trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device)
     if checkpoint is not None:
         trainer.resume(*checkpoint)
     summary = trainer.fit()
-    if "test" in texts and run is not None and env.is_main:
+    if "test" in data and run is not None and env.is_main:
         task.model.load_state_dict(run.load_model_state())  # the best weights
-        test = task.score(texts["test"])
+        test = kind.test_metrics(task, data)
         run.append_metrics({"kind": "test", **{f"test_{k}": v for k, v in test.items()}})
         summary["test"] = test
     return summary
 
 
-def load_run(path: str | Path, device: str = "cpu") -> tuple[Config, Tokenizer, RNNLanguageModel]:
-    """A trained run's config, tokenizer and model (best weights), ready to score or generate."""
+def load_run(path: str | Path, device: str = "cpu") -> tuple[Config, Any, nn.Module]:
+    """A trained run's config, tokenizer(s) and model (best weights), ready to score or decode."""
     run = RunDir.open(path)
     cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
-    tokenizer = load_tokenizer(run.path)
+    kind = task_module(cfg)
+    tokenizers = kind.load_tokenizers(run.path)
     cfg.model.pretrained_embeddings = None  # the trained weights replace them
-    model = RNNLanguageModel(len(tokenizer.vocab), cfg.model, tokenizer.vocab.pad_index)
+    model = kind.new_model(cfg, tokenizers)
     try:
         model.load_state_dict(run.load_model_state())
     except RuntimeError as e:
         raise UserError(f"{run.path / 'model.safetensors'}: does not fit the config "
                         f"({str(e).splitlines()[0]})") from None
-    return cfg, tokenizer, model.to(select_device(device)).eval()
+    return cfg, tokenizers, model.to(select_device(device)).eval()
 
 
 def evaluate_run(path: str | Path, split: str = "test", data: str | Path | None = None,
                  device: str = "cpu") -> dict[str, float]:
-    """Loss, perplexity (and bits per character) of a run's best model on a split or a file."""
+    """Loss, perplexity (and bits per character) of a language model on a split or a file."""
     cfg, tokenizer, model = load_run(path, device)
+    require_task(cfg, "lm", path)
     if data is not None:
         text = read_text(data)
     elif split == "valid":
@@ -128,3 +141,29 @@ def evaluate_run(path: str | Path, split: str = "test", data: str | Path | None 
     else:
         text = read_text(cfg.data.test)
     return LanguageModelScorer(cfg, tokenizer, model, select_device(device)).score(text)
+
+
+def require_task(cfg: Config, task: str, path: str | Path) -> None:
+    if cfg.task != task:
+        raise UserError(f"{path}: a {cfg.task} run; this needs a {task} run")
+
+
+def evaluate_translation(path: str | Path, split: str = "test", source: str | Path | None = None,
+                         reference: str | Path | None = None, beam_size: int | None = None,
+                         device: str = "cpu") -> dict[str, Any]:
+    """BLEU and chrF (sacrebleu, with signatures) of a translation run on a split, or on a
+    source file against a reference file (line-aligned)."""
+    cfg, tokenizers, model = load_run(path, device)
+    require_task(cfg, "translate", path)
+    if (source is None) != (reference is None):
+        raise UserError("evaluate: give both --src and --ref, or neither (then --split)")
+    if source is not None:
+        pairs, name = read_parallel(source, reference), str(source)
+    else:
+        splits = translate.read_data(cfg)
+        if split not in splits:
+            raise UserError(f"{path}: the run has no {split} data; pass --src FILE --ref FILE")
+        pairs, name = splits[split], split
+    hypotheses = translate.translate_texts(model, tokenizers, [s for s, _ in pairs], cfg, select_device(device),
+                                           beam_size, name=name)
+    return translate.corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])

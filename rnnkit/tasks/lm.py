@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config
@@ -22,10 +21,11 @@ from ..distributed import Distributed
 from ..embeddings import load_vectors
 from ..errors import UserError
 from ..lm_data import SentenceBatches, StreamBatches
+from ..losses import token_cross_entropy
 from ..models.language_model import RNNLanguageModel
 from ..search import beam_search, reorder_state, sample
 from ..textio import read_text, split_lines
-from ..tokenizers import Tokenizer, build_tokenizer
+from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -89,10 +89,7 @@ class LanguageModelScorer:
 
     def token_loss(self, logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, int]:
         """Summed cross-entropy over the non-padding targets, and their number."""
-        pad = self.tokenizer.vocab.pad_index
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad,
-                               reduction="sum", label_smoothing=label_smoothing)
-        return loss, int((targets != pad).sum())
+        return token_cross_entropy(logits, targets, self.tokenizer.vocab.pad_index, label_smoothing)
 
     def eval_batches(self, text: str) -> StreamBatches | SentenceBatches:
         """The batches of an evaluation text, tokenized once and kept (validation runs each epoch)."""
@@ -133,6 +130,8 @@ class LanguageModelScorer:
 
 class LanguageModelTask(LanguageModelScorer):
     """The trainer's view of language modelling (see ``trainer.TrainingTask``)."""
+
+    best_metric, higher_is_better = "loss", False
 
     def __init__(self, cfg: Config, tokenizer: Tokenizer, model: RNNLanguageModel, texts: dict[str, str],
                  device: torch.device, env: Distributed = Distributed()) -> None:
@@ -214,3 +213,22 @@ def generate(model: RNNLanguageModel, tokenizer: Tokenizer, prompt: str = "", *,
                          temperature=temperature, top_k=top_k, top_p=top_p, eos=eos, generator=generator)
     return [prompt + ("" if tokenizer.kind == "char" or not prompt else " ") + tokenizer.decode(out)
             for out in outputs]
+
+
+# -- what ``training.py`` asks of every task (``tasks/translate.py`` has the same functions) ----
+read_data = read_splits
+save_tokenizers = Tokenizer.save
+load_tokenizers = load_tokenizer
+
+
+def new_tokenizers(cfg: Config, data: dict[str, str]) -> Tokenizer:
+    return new_tokenizer(cfg, data["train"])
+
+
+def new_task(cfg: Config, tokenizer: Tokenizer, data: dict[str, str], device: torch.device,
+             env: Distributed) -> LanguageModelTask:
+    return LanguageModelTask(cfg, tokenizer, new_model(cfg, tokenizer), data, device, env)
+
+
+def test_metrics(task: LanguageModelTask, data: dict[str, str]) -> dict[str, float]:
+    return task.score(data["test"])
