@@ -207,7 +207,7 @@ def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> 
             kwargs[key] = _build(hints[key], value or {}, source, f"{name}.")
         else:
             kwargs[key] = _check_type(value, hints[key], f"{source}: key '{name}'")
-            if name in CHOICES and kwargs[key] not in CHOICES[name]:
+            if name in CHOICES and kwargs[key] is not None and kwargs[key] not in CHOICES[name]:
                 raise UserError(f"{source}: key '{name}' must be one of {', '.join(CHOICES[name])}, "
                                 f"got {value!r}")
     return cls(**kwargs)
