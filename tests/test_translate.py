@@ -113,3 +113,16 @@ def test_over_long_and_empty_training_pairs_are_filtered_and_counted(tmp_path, c
 def test_teacher_forcing_schedules_follow_their_formulas(schedule, options, step, expected):
     cfg = TrainConfig(scheduled_sampling=schedule, **options)
     assert teacher_forcing_ratio(cfg, step) == pytest.approx(expected)
+
+
+def test_a_resumed_translation_run_ends_bitwise_equal_to_an_uninterrupted_one(tmp_path):
+    small = ["model.hidden_size=16", "model.encoder_hidden_size=8", "model.embedding_size=8",
+             "train.progress=false", "train.scheduled_sampling=linear", "train.sampling_c=0.005",
+             "model.dropout=0.1", "train.checkpoint_every=0"]
+    whole = load_config(ROOT / "configs" / "reverse.yaml", [f"run_dir={tmp_path / 'whole'}", "train.epochs=2"] + small)
+    train(whole)
+    first = load_config(ROOT / "configs" / "reverse.yaml", [f"run_dir={tmp_path / 'parts'}", "train.epochs=1"] + small)
+    train(first)
+    train(None, resume=tmp_path / "parts", overrides=["train.epochs=2"])
+    last = lambda run: sorted((run / "checkpoints").glob("step-*"))[-1] / "model.safetensors"  # noqa: E731
+    assert last(tmp_path / "parts").read_bytes() == last(tmp_path / "whole").read_bytes()

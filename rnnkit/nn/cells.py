@@ -128,12 +128,12 @@ class LSTMStep:
         i, f, g, o = gates.chunk(4, 1)
         if self.peephole:
             w_ci, w_cf, w_co = w.weight_ch.chunk(3)
-            i = i + w_ci * c
-            f = f + w_cf * c
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        if self.peephole:
-            o = o + w_co * c
-        h = torch.sigmoid(o) * torch.tanh(c)
+            i, f = torch.sigmoid(i + w_ci * c), torch.sigmoid(f + w_cf * c)
+        else:  # i and f side by side: one sigmoid (and one backward) for both
+            i, f = torch.sigmoid(gates[:, : 2 * c.shape[1]]).chunk(2, 1)
+        c = torch.addcmul(f * c, i, torch.tanh(g))  # f * c + i * g
+        o = torch.sigmoid(o + w_co * c if self.peephole else o)
+        h = o * torch.tanh(c)
         if w.weight_hr is not None:
             h = F.linear(h, w.weight_hr)  # (B, P)
         return h, c

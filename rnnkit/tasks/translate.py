@@ -158,7 +158,7 @@ def translate_ids(model: Seq2Seq, tokenizers: Tokenizers, sources: list[list[int
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
     """sacrebleu's corpus BLEU and chrF, and their signatures."""
-    bleu, chrf = BLEU(), CHRF()
+    bleu, chrf = BLEU(force=True), CHRF()  # force: tokenized references (tok/ files) are meant
     return {"bleu": bleu.corpus_score(hypotheses, [references]).score,
             "chrf": chrf.corpus_score(hypotheses, [references]).score,
             "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
