@@ -35,7 +35,8 @@ class DataConfig:
     tokenizer: str = "word"  # char | word | subword
     max_size: int | None = None  # vocabulary size, specials included (word, char)
     min_freq: int = 1
-    lowercase: bool = False
+    lowercase: bool = False  # word
+    normalize: bool = False  # word: Unicode NFKC before splitting
     vocab_size: int = 8000  # subword (sentencepiece) vocabulary
     subword_model: str = "unigram"  # unigram | bpe
     mode: str = "stream"  # stream: truncated BPTT over one token stream; sentence: padded lines

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
@@ -203,7 +204,8 @@ class CharTokenizer(Tokenizer):
 
 
 class WordTokenizer(Tokenizer):
-    """Whitespace-separated words, optionally lowercased.
+    """Whitespace-separated words, optionally Unicode-normalised (NFKC: ligatures, full-width
+    forms and composed accents made canonical) and lowercased.
 
     On the Penn Treebank (Mikolov's ptb.train.txt, which already holds ``<unk>`` for its rare
     words) the vocabulary is its 10,000 types, ``<unk>`` and ``<eos>`` included, plus ``<pad>``
@@ -212,21 +214,26 @@ class WordTokenizer(Tokenizer):
 
     kind = "word"
 
-    def __init__(self, vocab: Vocabulary, lowercase: bool = False) -> None:
+    def __init__(self, vocab: Vocabulary, lowercase: bool = False, normalize: bool = False) -> None:
         super().__init__(vocab)
-        self.lowercase = lowercase
+        self.lowercase, self.normalize = lowercase, normalize
 
     @classmethod
     def train(cls, text: str, max_size: int | None = None, min_freq: int = 1,
-              lowercase: bool = False) -> WordTokenizer:
-        words = (text.lower() if lowercase else text).split()
-        return cls(Vocabulary.build(Counter(words), [PAD, UNK, EOS, BOS], max_size, min_freq), lowercase)
+              lowercase: bool = False, normalize: bool = False) -> WordTokenizer:
+        words = cls.words(text, lowercase, normalize)
+        return cls(Vocabulary.build(Counter(words), [PAD, UNK, EOS, BOS], max_size, min_freq), lowercase, normalize)
+
+    @staticmethod
+    def words(text: str, lowercase: bool, normalize: bool) -> list[str]:
+        text = unicodedata.normalize("NFKC", text) if normalize else text
+        return (text.lower() if lowercase else text).split()
 
     def options(self) -> dict[str, Any]:
-        return {"lowercase": self.lowercase}
+        return {"lowercase": self.lowercase, "normalize": self.normalize}
 
     def encode(self, text: str) -> list[int]:
-        return self.vocab.indices((text.lower() if self.lowercase else text).split())
+        return self.vocab.indices(self.words(text, self.lowercase, self.normalize))
 
     def decode(self, ids: Sequence[int]) -> str:
         """ids -> words joined by single spaces, one line per ``<eos>``."""
@@ -310,21 +317,28 @@ _TOKENIZERS: dict[str, type[Tokenizer]] = {
 
 
 def build_tokenizer(kind: str, text: str, *, max_size: int | None = None, min_freq: int = 1,
-                    lowercase: bool = False, vocab_size: int = 8000,
+                    lowercase: bool = False, normalize: bool = False, vocab_size: int = 8000,
                     model_type: str = "unigram", sentence_markers: bool = False) -> Tokenizer:
     """Train a tokenizer of ``kind`` on the training text.
 
     max_size, min_freq: char and word vocabularies (max_size counts the specials);
-    lowercase: word only; vocab_size, model_type: subword only; sentence_markers: char only
+    lowercase, normalize (NFKC): word only; vocab_size, model_type: subword only; sentence_markers: char only
     (word and subword vocabularies always hold ``<bos>`` and ``<eos>``).
     """
     if kind == "char":
         return CharTokenizer.train(text, max_size, min_freq, sentence_markers)
     if kind == "word":
-        return WordTokenizer.train(text, max_size, min_freq, lowercase)
+        return WordTokenizer.train(text, max_size, min_freq, lowercase, normalize)
     if kind == "subword":
         return SubwordTokenizer.train(text, vocab_size, model_type)
     raise UserError(f"unknown tokenizer {kind!r}; choose one of {', '.join(_TOKENIZERS)}")
+
+
+def tokenizer_from_config(data: DataConfig, text: str, sentence_markers: bool = False) -> Tokenizer:
+    """``build_tokenizer`` with the ``data.*`` keys of a config."""
+    return build_tokenizer(data.tokenizer, text, max_size=data.max_size, min_freq=data.min_freq,
+                           lowercase=data.lowercase, normalize=data.normalize, vocab_size=data.vocab_size,
+                           model_type=data.subword_model, sentence_markers=sentence_markers)
 
 
 def load_tokenizer(directory: Path) -> Tokenizer:

@@ -168,3 +168,14 @@ def test_ptb_word_vocabulary_has_the_standard_10000_types():
     assert len(tok.vocab) == 10_002
     ids = tok.encode_corpus(text)
     assert len(ids) == 929_589 and ids.count(tok.vocab.eos_index) == 42_068
+
+
+def test_word_normalize_nfkc_makes_equivalent_spellings_one_word(tmp_path):
+    decomposed, ligature = "cafe\u0301", "\ufb01ne"  # e + combining acute; the "fi" ligature
+    tok = build_tokenizer("word", f"café {decomposed} fine {ligature}", normalize=True)
+    assert tok.encode(decomposed) == tok.encode("café") and tok.encode(ligature) == tok.encode("fine")
+    assert len(tok.vocab) == 4 + 2
+    plain = build_tokenizer("word", f"café {decomposed}")
+    assert plain.encode(decomposed) != plain.encode("café")
+    tok.save(tmp_path)
+    assert load_tokenizer(tmp_path).encode(decomposed) == tok.encode("café")

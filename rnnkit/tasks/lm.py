@@ -25,7 +25,7 @@ from ..losses import token_cross_entropy
 from ..models.language_model import RNNLanguageModel
 from ..search import beam_search, reorder_state, sample
 from ..textio import read_text, split_lines
-from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
+from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -65,10 +65,7 @@ def read_splits(cfg: Config) -> dict[str, str]:
 
 
 def new_tokenizer(cfg: Config, train_text: str) -> Tokenizer:
-    data = cfg.data
-    return build_tokenizer(data.tokenizer, train_text, max_size=data.max_size, min_freq=data.min_freq,
-                           lowercase=data.lowercase, vocab_size=data.vocab_size,
-                           model_type=data.subword_model)
+    return tokenizer_from_config(cfg.data, train_text)
 
 
 def new_model(cfg: Config, tokenizer: Tokenizer) -> RNNLanguageModel:

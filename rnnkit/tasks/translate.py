@@ -30,7 +30,7 @@ from ..losses import token_cross_entropy
 from ..models.seq2seq import Seq2Seq
 from ..parallel_data import PairBatches, filter_pairs, read_parallel, source_batches
 from ..search import beam_search
-from ..tokenizers import Tokenizer, build_tokenizer, load_tokenizer
+from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
 
 Pairs = list[tuple[str, str]]
 Tokenizers = tuple[Tokenizer, Tokenizer]  # (source, target); the same object when joint
@@ -82,14 +82,12 @@ def read_data(cfg: Config) -> dict[str, Pairs]:
 
 def train_tokenizers(cfg: Config, train: Pairs) -> Tokenizers:
     """Trained on the training pairs: one joint vocabulary, or one per side."""
-    data = cfg.data
-    options = dict(max_size=data.max_size, min_freq=data.min_freq, lowercase=data.lowercase,
-                   vocab_size=data.vocab_size, model_type=data.subword_model, sentence_markers=True)
     sources, targets = "\n".join(s for s, _ in train), "\n".join(t for _, t in train)
-    if data.joint_vocabulary:
-        joint = build_tokenizer(data.tokenizer, sources + "\n" + targets, **options)
+    if cfg.data.joint_vocabulary:
+        joint = tokenizer_from_config(cfg.data, sources + "\n" + targets, sentence_markers=True)
         return joint, joint
-    return build_tokenizer(data.tokenizer, sources, **options), build_tokenizer(data.tokenizer, targets, **options)
+    return (tokenizer_from_config(cfg.data, sources, sentence_markers=True),
+            tokenizer_from_config(cfg.data, targets, sentence_markers=True))
 
 
 def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
