@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor
 
+from .batch_order import permutation, rank_share
+
 Batch = tuple[Tensor, Tensor, Tensor | None]  # inputs (B, T), targets (B, T), lengths (B,) or None
 
 
@@ -71,21 +73,15 @@ class SentenceBatches:
 
     def _batches(self, epoch: int) -> list[list[int]]:
         if self._order_epoch != epoch:
-            indices = list(range(len(self.lines)))
-            if self.shuffle:
-                generator = torch.Generator().manual_seed(self.seed + epoch)
-                indices = torch.randperm(len(indices), generator=generator).tolist()
+            indices = permutation(len(self.lines), self.seed + epoch) if self.shuffle else list(range(len(self.lines)))
             chunk = 100 * self.batch_size
             batches = []
             for start in range(0, len(indices), chunk):
                 part = sorted(indices[start : start + chunk], key=lambda i: len(self.lines[i]))
                 batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
             if self.shuffle:
-                generator = torch.Generator().manual_seed(self.seed + epoch + 1_000_003)
-                batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-            # every rank takes the same number of batches, so DDP's all-reduces pair up
-            usable = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
-            self._order = batches[self.rank : usable : self.world_size]
+                batches = [batches[i] for i in permutation(len(batches), self.seed + epoch + 1_000_003)]
+            self._order = rank_share(batches, self.rank, self.world_size)
             self._order_epoch = epoch
         return self._order
 

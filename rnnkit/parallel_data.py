@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from .batch_order import permutation, rank_share
+
 from rnnkit.errors import UserError
 from rnnkit.textio import read_lines
 
@@ -138,16 +140,12 @@ class PairBatches:
     def _batches(self, epoch: int) -> list[list[int]]:
         """This rank's batches of the epoch, as lists of indices into ``pairs``."""
         if self._order_epoch != epoch:
-            indices = list(range(len(self.pairs)))
-            if self.shuffle:
-                generator = torch.Generator().manual_seed(self.seed + epoch)
-                indices = torch.randperm(len(indices), generator=generator).tolist()
+            indices = permutation(len(self.pairs), self.seed + epoch) if self.shuffle else list(range(len(self.pairs)))
             indices.sort(key=self._keys.__getitem__)  # stable: shuffled order among equal lengths
             batches = [indices[start:end] for start, end in self._bounds]
             if self.shuffle:
-                batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-            usable = len(batches) - len(batches) % self.world_size
-            self._order = batches[self.rank : usable : self.world_size]
+                batches = [batches[i] for i in permutation(len(batches), self.seed + epoch + 1_000_003)]
+            self._order = rank_share(batches, self.rank, self.world_size)
             self._order_epoch = epoch
         return self._order
 
