@@ -1,4 +1,4 @@
-"""The ``rnnkit`` command: train, evaluate, generate, translate, demo.
+"""The ``rnnkit`` command: train, evaluate, generate, translate, predict, demo.
 
     rnnkit demo                                   # train the built-in char-LSTM, print samples
     rnnkit train configs/ptb-small.yaml [train.lr=0.5 ...] [--run-dir DIR] [--overwrite]
@@ -7,7 +7,11 @@
     rnnkit generate RUN --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40 --num-samples 3
     rnnkit translate RUN [--input FILE] [--beam 5] [--n-best 3] [--attention-plot DIR]
     rnnkit evaluate RUN --src test.de --ref test.en [--beam 5]      # BLEU, chrF (sacrebleu)
+    rnnkit predict RUN [--input FILE]     # classify: label and probabilities; tag: token<TAB>tag
+    rnnkit evaluate RUN --data test.conllu [--json scores.json]    # accuracy, macro-F1 / entity F1
     torchrun --nproc_per_node=2 -m rnnkit.cli train cfg.yaml     # DDP, one process per core/GPU
+    rnnkit diagnose gradients configs/adding.yaml --cells rnn-tanh lstm gru [--run RUN] --out DIR
+    rnnkit diagnose grad-norm RUN [--out PNG]                        # loss and gradient norm per step
 
 Bad input ends in one line, ``rnnkit: error: <what and where>``, and exit status 2.
 """
@@ -55,7 +59,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                                         "a translation model's BLEU and chrF")
     p.add_argument("run", help="run directory")
     p.add_argument("--split", default="test", choices=["valid", "test"])
-    p.add_argument("--data", help="language model: score this text file instead of a split")
+    p.add_argument("--data", help="score this file instead of a split (lm: text; classify, tag: labelled)")
+    p.add_argument("--json", metavar="FILE", help="classify, tag: also write the scores (and the "
+                                                  "confusion matrix) to this JSON file")
     p.add_argument("--src", help="translation: translate this file ...")
     p.add_argument("--ref", help="... and score it against this one (line-aligned)")
     p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: decode.beam_size)")
@@ -64,15 +70,68 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .rundir import RunDir
-    from .training import evaluate_run, evaluate_translation
+    from .training import evaluate_labelled, evaluate_run, evaluate_translation
 
-    if RunDir.open(args.run).load_config().get("task", "lm") == "translate":
+    task = RunDir.open(args.run).load_config().get("task", "lm")
+    if task in ("classify", "tag"):
+        print_labelled_scores(evaluate_labelled(args.run, args.split, args.data, args.device), args.json)
+        return
+    if task == "translate":
         scores = evaluate_translation(args.run, args.split, args.src, args.ref, args.beam, args.device)
         print(f"BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}")
         print(f"{scores['bleu_signature']}\n{scores['chrf_signature']}")
         return
     metrics = evaluate_run(args.run, args.split, args.data, args.device)
     print(" ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+
+
+def print_labelled_scores(scores: dict, json_path: str | None) -> None:
+    """One line of scores; for classification the confusion matrix under it (rows gold)."""
+    from .atomic import atomic_write_text
+
+    print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                   for k, v in scores.items() if k != "confusion"))
+    if "confusion" in scores:
+        labels, matrix = scores["confusion"]["labels"], scores["confusion"]["matrix"]
+        width = max(len(str(n)) for row in matrix for n in row) + 1
+        names = [label[:12] for label in labels]
+        first = max(len(n) for n in names) + 1
+        width = max(width, first)
+        print("confusion matrix (rows: gold, columns: predicted)")
+        print(" " * first + "".join(n.rjust(width) for n in names))
+        for name, row in zip(names, matrix):
+            print(name.ljust(first) + "".join(str(n).rjust(width) for n in row))
+    if json_path:
+        atomic_write_text(json_path, json.dumps(scores, indent=1) + "\n")
+
+
+def add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="label lines (classify) or tag their tokens (tag) with a trained run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--input", help="one text (classify) or one whitespace-tokenized sentence (tag) per line "
+                                   "(default: standard input)")
+    p.add_argument("--device", default="cpu")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .tasks import classify, tag
+    from .textio import read_lines, split_lines
+    from .training import load_run, select_device
+
+    cfg, tokenizers, model = load_run(args.run, args.device)
+    if cfg.task not in ("classify", "tag"):
+        raise UserError(f"{args.run}: a {cfg.task} run; predict needs a classify or tag run")
+    lines = read_lines(args.input) if args.input else split_lines(sys.stdin.read())
+    device = select_device(args.device)
+    if cfg.task == "classify":
+        names = tokenizers[1].names
+        for label, probabilities in classify.predict(model, tokenizers, lines, device, args.input or "stdin",
+                                                     cfg.data.eval_batch_size):
+            print(label + "\t" + " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities)))
+        return
+    sentences = [line.split() for line in lines]
+    for tokens, tags in zip(sentences, tag.predict(model, tokenizers, sentences, device, cfg.data.eval_batch_size)):
+        print("".join(f"{token}\t{t}\n" for token, t in zip(tokens, tags)))
 
 
 def add_translate(sub: argparse._SubParsersAction) -> None:
@@ -174,9 +233,46 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(generate(model, tokenizer, prompt, max_tokens=300, temperature=0.8, seed=0)[0], "\n")
 
 
+def add_diagnose(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagnose", help="gradient flow through time, W_hh spectra, gradient norm per step")
+    kinds = p.add_subparsers(dest="diagnosis", required=True)
+    g = kinds.add_parser("gradients", help="||dL_T/dh_t|| per step and layer, and W_hh spectra (CSV, PNG)")
+    g.add_argument("config", nargs="?", help="YAML config: fresh models at initialisation")
+    g.add_argument("overrides", nargs="*", help="section.key=value")
+    g.add_argument("--cells", nargs="+", default=[], metavar="CELL",
+                   help="one fresh model per cell: rnn-tanh rnn-relu lstm gru (default: the config's)")
+    g.add_argument("--run", action="append", default=[], help="a trained run to include (repeatable)")
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--out", default="diagnose", help="output directory (default: diagnose/)")
+    n = kinds.add_parser("grad-norm", help="plot a run's training loss and gradient norm per step")
+    n.add_argument("run", help="run directory")
+    n.add_argument("--out", help="PNG path (default: RUN/grad_norm.png)")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import gradient_report as report
+
+    if args.diagnosis == "grad-norm":
+        print(report.grad_norm_plot(args.run, args.out))
+        return
+    if args.config is None and not args.run:
+        raise UserError("diagnose gradients: give a config file, --run RUN, or both")
+    results = report.fresh_models(args.config, args.overrides, args.cells, args.batch_size) if args.config else []
+    results += [report.trained_model(run, args.batch_size) for run in args.run]
+    report.write_report(results, Path(args.out))
+    print(f"{'model':<32} {'|dL/dh_T|':>10} {'|dL/dh_1|':>10} {'ratio':>9} {'radius':>7}")
+    for row in report.summary_rows(results):
+        print(f"{row['label']:<32} {row['grad_T']:>10.3e} {row['grad_1']:>10.3e} {row['ratio']:>9.2e} "
+              f"{row['radius']:>7.3f}")
+    print(f"wrote {Path(args.out) / 'gradient_flow.csv'}, spectrum.csv, gradient_flow.png")
+
+
 COMMANDS = {"train": (add_train, cmd_train), "evaluate": (add_evaluate, cmd_evaluate),
             "generate": (add_generate, cmd_generate), "translate": (add_translate, cmd_translate),
-            "demo": (add_demo, cmd_demo)}
+            "demo": (add_demo, cmd_demo), "predict": (add_predict, cmd_predict),
+            "diagnose": (add_diagnose, cmd_diagnose)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,18 @@ class DataConfig:
     max_length: int | None = 100  # translate: longer training pairs are filtered out (counted)
     batch_tokens: int | None = None  # translate: a token budget per batch instead of batch_size
     joint_vocabulary: bool = False  # translate: one vocabulary for source and target
+    # adding / copy: generated sequences of length T (the copy task's are T + 20 long); each
+    # epoch draws train_size fresh ones, valid_size and test_size are fixed held-out sets.
+    sequence_length: int = 100
+    train_size: int = 10000
+    valid_size: int = 1000
+    test_size: int = 1000
+    # classify / tag: the file format (auto: .csv -> csv, .conllu -> conllu, otherwise label_text
+    # for classify and token_tag for tag), the CSV columns and the CoNLL-U tag column.
+    format: str = "auto"  # auto | label_text | csv | conllu | token_tag
+    label_column: str = "label"  # csv
+    text_column: str = "text"  # csv
+    tag_column: str = "upos"  # conllu: upos (column 4) | xpos (column 5)
 
 
 @dataclass
@@ -79,8 +91,19 @@ class ModelConfig:
     encoder_hidden_size: int | None = None
     bridge: str = "linear"  # zero | last | linear (+tanh): encoder final state -> decoder's first
     attention: str = "general"  # none | dot | general | concat | additive
-    attention_size: int | None = None  # concat / additive (null: hidden_size)
+    attention_size: int | None = None  # concat / additive; classify attention pooling (null: hidden_size)
     input_feeding: bool = True  # the attentional vector h~_{t-1} joins the next decoder input
+    # adding / copy: W_hh at initialisation (each gate's block): torch's uniform, a random
+    # orthogonal matrix or the identity (Le et al. 2015), times recurrent_gain (its spectral radius
+    # for orthogonal and identity).
+    recurrent_init: str = "default"  # default | orthogonal | identity
+    recurrent_gain: float = 1.0
+    # classify: encoder outputs h_1..h_T -> one vector (attention: a_t = softmax(v . tanh(W h_t)))
+    pooling: str = "last"  # last | mean | max | attention
+    # tag: a bidirectional char RNN per word, its final states joined to the word embedding
+    char_features: bool = False
+    char_embedding_size: int = 50
+    char_hidden_size: int = 50  # per direction
 
 
 @dataclass
@@ -101,6 +124,7 @@ class TrainConfig:
     plateau_patience: int = 0
     warmup_steps: int = 0
     early_stopping: int | None = None  # stop after this many epochs without a better valid loss
+    target_score: float | None = None  # stop once the validation best_metric reaches this value
     label_smoothing: float = 0.0
     # translate: the probability of feeding the gold token (drawn per step), and its decay by
     # scheduled sampling (Bengio et al. 2015) over optimizer steps i: linear max(min, k - c i),
@@ -138,7 +162,7 @@ class DecodeConfig:
 
 @dataclass
 class Config:
-    task: str = "lm"  # lm | translate
+    task: str = "lm"  # lm | translate | adding | copy | classify | tag
     run_dir: str = "runs/default"
     seed: int = 1234
     data: DataConfig = field(default_factory=DataConfig)
@@ -152,7 +176,11 @@ class Config:
 
 # Keys whose value is one of a few names: checked when the config is read, not deep in training.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("lm", "translate"),
+    "task": ("lm", "translate", "adding", "copy", "classify", "tag"),
+    "model.recurrent_init": ("default", "orthogonal", "identity"),
+    "data.format": ("auto", "label_text", "csv", "conllu", "token_tag"),
+    "data.tag_column": ("upos", "xpos"),
+    "model.pooling": ("last", "mean", "max", "attention"),
     "data.synthetic": ("reverse",),
     "model.bridge": ("zero", "last", "linear"),
     "model.attention": ("none", "dot", "general", "concat", "additive"),

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from .batch_order import permutation, rank_share
+from .batch_order import bucketed_batches, rank_share
 
 Batch = tuple[Tensor, Tensor, Tensor | None]  # inputs (B, T), targets (B, T), lengths (B,) or None
 
@@ -73,14 +73,8 @@ class SentenceBatches:
 
     def _batches(self, epoch: int) -> list[list[int]]:
         if self._order_epoch != epoch:
-            indices = permutation(len(self.lines), self.seed + epoch) if self.shuffle else list(range(len(self.lines)))
-            chunk = 100 * self.batch_size
-            batches = []
-            for start in range(0, len(indices), chunk):
-                part = sorted(indices[start : start + chunk], key=lambda i: len(self.lines[i]))
-                batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-            if self.shuffle:
-                batches = [batches[i] for i in permutation(len(batches), self.seed + epoch + 1_000_003)]
+            batches = bucketed_batches([len(line) for line in self.lines], self.batch_size, self.seed + epoch,
+                                       self.shuffle)
             self._order = rank_share(batches, self.rank, self.world_size)
             self._order_epoch = epoch
         return self._order

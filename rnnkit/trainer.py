@@ -57,6 +57,20 @@ class TrainingTask(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+class StatelessTask:
+    """For a task that carries nothing from one batch to the next (all but the stream-mode
+    language model): nothing to reset at an epoch's start, an empty state in checkpoints."""
+
+    def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
 class TrainingDiverged(Exception):
     """The loss became NaN or inf."""
 
@@ -244,7 +258,8 @@ class Trainer:
         return seconds
 
     def end_epoch(self, seconds: float) -> bool:
-        """Validate, keep the best weights, decay the rate; False when training should stop."""
+        """Validate, keep the best weights, decay the rate; False when training should stop
+        (early stopping, or ``target_score`` reached)."""
         metrics = self.task.validate(self.task.model)
         value = metrics[self.task.best_metric]
         score = -value if self.task.higher_is_better else value  # self.best: lower is better
@@ -268,7 +283,9 @@ class Trainer:
         self.epoch, self.batch, self.epoch_loss, self.epoch_tokens = self.epoch + 1, 0, 0.0, 0
         self.checkpoint()
         patience = self.cfg.early_stopping
-        return not (patience is not None and self.bad_epochs >= patience)
+        target = self.cfg.target_score
+        reached = target is not None and (value >= target if self.task.higher_is_better else value <= target)
+        return not (reached or (patience is not None and self.bad_epochs >= patience))
 
     def fit(self) -> dict[str, Any]:
         """Train to the end (epochs, max_steps or early stopping); returns a summary."""

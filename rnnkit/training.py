@@ -24,12 +24,13 @@ from .distributed import Distributed, barrier, setup_distributed, teardown_distr
 from .errors import UserError
 from .parallel_data import read_parallel
 from .rundir import RunDir
-from .tasks import lm, translate
+from .tasks import classify, lm, long_range, tag, translate
 from .tasks.lm import LanguageModelScorer, read_splits
 from .textio import read_text
 from .trainer import Trainer
 
-TASKS: dict[str, ModuleType] = {"lm": lm, "translate": translate}
+TASKS: dict[str, ModuleType] = {"lm": lm, "translate": translate, "adding": long_range, "copy": long_range,
+                                "classify": classify, "tag": tag}
 
 
 def select_device(spec: str, env: Distributed = Distributed()) -> torch.device:
@@ -129,8 +130,14 @@ def load_run(path: str | Path, device: str = "cpu") -> tuple[Config, Any, nn.Mod
 
 def evaluate_run(path: str | Path, split: str = "test", data: str | Path | None = None,
                  device: str = "cpu") -> dict[str, float]:
-    """Loss, perplexity (and bits per character) of a language model on a split or a file."""
+    """Loss, perplexity (and bits per character) of a language model on a split or a file; the
+    MSE (adding) or loss and accuracy (copy) of a long-range run on its held-out split."""
     cfg, tokenizer, model = load_run(path, device)
+    if cfg.task in ("adding", "copy"):
+        if data is not None:
+            raise UserError(f"{path}: a {cfg.task} run generates its data; use --split valid|test")
+        splits = long_range.read_data(cfg)
+        return long_range.LongRangeTask(cfg, model, splits, select_device(device)).score(splits[split])
     require_task(cfg, "lm", path)
     if data is not None:
         text = read_text(data)
@@ -167,3 +174,21 @@ def evaluate_translation(path: str | Path, split: str = "test", source: str | Pa
     hypotheses = translate.translate_texts(model, tokenizers, [s for s, _ in pairs], cfg, select_device(device),
                                            beam_size, name=name)
     return translate.corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])
+
+
+def evaluate_labelled(path: str | Path, split: str = "test", data: str | Path | None = None,
+                      device: str = "cpu") -> dict[str, Any]:
+    """A classify run's loss, accuracy, macro-F1 and confusion matrix, or a tag run's loss, token
+    accuracy (and entity P/R/F1 for BIO/IOBES tags), on a split or on a labelled file."""
+    cfg, tokenizers, model = load_run(path, device)
+    if cfg.task not in ("classify", "tag"):
+        raise UserError(f"{path}: a {cfg.task} run; this needs a classify or tag run")
+    kind = task_module(cfg)
+    if data is not None:
+        examples, name = kind.read_file(cfg, data), str(data)
+    else:
+        splits = kind.read_data(cfg)
+        if split not in splits:
+            raise UserError(f"{path}: the run has no {split} data; pass --data FILE")
+        examples, name = splits[split], str(getattr(cfg.data, split) or cfg.data.train)
+    return kind.evaluate(model, tokenizers, examples, select_device(device), name, cfg.data.eval_batch_size)

@@ -20,16 +20,10 @@ from rnnkit.tasks import tag
 from rnnkit.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
 from rnnkit.training import evaluate_labelled, load_run, train
 
-UD_TEST = Path("/work/shared/data/ud-en/en_ewt-ud-test.conllu")
+UD_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-en" / "en_ewt-ud-test.conllu"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster, and far faster when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_collate_spells_each_distinct_word_once():
@@ -175,7 +169,7 @@ def test_malformed_tag_files_get_one_line_and_status_2(parity_run, tmp_path, cap
     assert "none of its tags is one the run knows (even, odd, ...)" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not UD_TEST.exists(), reason="UD English-EWT not in /work/shared/data")
+@pytest.mark.skipif(not UD_TEST.exists(), reason="UD English-EWT not in ../shared/data")
 def test_ud_english_ewt_test_file_reads_whole():
     sentences = read_conllu(UD_TEST)
     assert len(sentences) == 2077 and sum(len(s.tokens) for s in sentences) == 25094

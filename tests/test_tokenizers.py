@@ -11,7 +11,7 @@ from rnnkit.textio import read_text
 from rnnkit.tokenizers import (BOS, EOS, PAD, UNK, CharTokenizer, SubwordTokenizer, Vocabulary,
                                WordTokenizer, build_tokenizer, load_tokenizer)
 
-PTB_TRAIN = Path("/work/shared/data/ptb/ptb.train.txt")
+PTB_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "ptb.train.txt"
 
 TEXT = """the cat sat on the mat
 the dog sat on the log
@@ -160,7 +160,7 @@ def test_unknown_kind():
         build_tokenizer("bytes", TEXT)
 
 
-@pytest.mark.skipif(not PTB_TRAIN.exists(), reason="PTB not in /work/shared/data")
+@pytest.mark.skipif(not PTB_TRAIN.exists(), reason="PTB not in ../shared/data")
 def test_ptb_word_vocabulary_has_the_standard_10000_types():
     text = read_text(PTB_TRAIN)
     tok = build_tokenizer("word", text)

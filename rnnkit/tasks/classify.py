@@ -27,6 +27,7 @@ from ..losses import token_cross_entropy
 from ..metrics import accuracy, confusion_matrix, macro_f1
 from ..models.classifier import SequenceClassifier
 from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
+from ..trainer import StatelessTask
 
 Tokenizers = tuple[Tokenizer, LabelVocabulary]
 IGNORE = -100  # a label index that no class has: an example the loss skips
@@ -135,7 +136,7 @@ def evaluate(model: SequenceClassifier, tokenizers: Tokenizers, examples: list[L
             "examples": len(examples), "confusion": {"labels": order, "matrix": matrix}}
 
 
-class ClassificationTask:
+class ClassificationTask(StatelessTask):
     """The trainer's view of classification (see ``trainer.TrainingTask``)."""
 
     best_metric, higher_is_better = "accuracy", True
@@ -153,9 +154,6 @@ class ClassificationTask:
     def num_batches(self) -> int:
         return len(self.train)
 
-    def start_epoch(self, epoch: int) -> None:
-        pass
-
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         rows = self.train.indices(epoch, k)
         tokens, lengths = collate([self.ids[i] for i in rows], self.tokenizers[0].vocab.pad_index)
@@ -171,12 +169,6 @@ class ClassificationTask:
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return {k: v for k, v in self.scores("valid").items() if k != "confusion"}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def new_task(cfg: Config, tokenizers: Tokenizers, data: dict[str, list[LabelledText]], device: torch.device,

@@ -29,6 +29,7 @@ from ..losses import token_cross_entropy
 from ..metrics import accuracy, entity_scores, is_entity_tagset
 from ..models.tagger import CharBatch, SequenceTagger
 from ..tokenizers import BOS, EOS, PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer, load_tokenizer
+from ..trainer import StatelessTask
 
 Tokenizers = tuple[WordTokenizer, CharTokenizer | None, LabelVocabulary]
 IGNORE = -100  # the target of padding (and of a gold tag the run does not know): no loss
@@ -179,7 +180,7 @@ def evaluate(model: SequenceTagger, tokenizers: Tokenizers, sentences: list[Tagg
     return scores
 
 
-class TaggingTask:
+class TaggingTask(StatelessTask):
     """The trainer's view of tagging (see ``trainer.TrainingTask``)."""
 
     best_metric, higher_is_better = "accuracy", True
@@ -195,9 +196,6 @@ class TaggingTask:
     def num_batches(self) -> int:
         return len(self.train)
 
-    def start_epoch(self, epoch: int) -> None:
-        pass
-
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         batch = [self.sentences[i] for i in self.train.indices(epoch, k)]
         words, lengths, tags, chars = collate(batch, self.tokenizers[0].vocab.pad_index)
@@ -212,12 +210,6 @@ class TaggingTask:
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return self.scores("valid")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def new_task(cfg: Config, tokenizers: Tokenizers, data: dict[str, list[TaggedSentence]], device: torch.device,

@@ -31,6 +31,7 @@ from ..models.seq2seq import Seq2Seq
 from ..parallel_data import PairBatches, filter_pairs, read_parallel, source_batches
 from ..search import beam_search
 from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
+from ..trainer import StatelessTask
 
 Pairs = list[tuple[str, str]]
 Tokenizers = tuple[Tokenizer, Tokenizer]  # (source, target); the same object when joint
@@ -162,7 +163,7 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any
             "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
 
 
-class TranslationTask:
+class TranslationTask(StatelessTask):
     """The trainer's view of translation (see ``trainer.TrainingTask``)."""
 
     best_metric, higher_is_better = "bleu", True
@@ -187,9 +188,6 @@ class TranslationTask:
 
     def num_batches(self) -> int:
         return len(self.train)
-
-    def start_epoch(self, epoch: int) -> None:
-        pass
 
     def loss(self, model: nn.Module, batch, teacher_forcing: float = 1.0,
              label_smoothing: float = 0.0) -> tuple[Tensor, int]:
@@ -221,12 +219,6 @@ class TranslationTask:
         hypotheses = translate_texts(self.model, self.tokenizers, [s for s, _ in pairs], self.cfg,
                                      self.device, beam_size)
         return corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def encode_sources(tokenizer: Tokenizer, lines: list[str], max_length: int,
