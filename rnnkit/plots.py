@@ -1,4 +1,5 @@
-"""Figures written to PNG files: the attention heatmap of one translation.
+"""Figures written to PNG files: the attention heatmap of one translation, the gradient flow
+through time of several models, and a run's loss and gradient norm per step.
 
 Luong et al. 2015 and Bahdanau et al. 2015 show alignments as a matrix of
 the weights a_ts, one row per target word and one column per source word. Figures are drawn on a
@@ -46,7 +47,61 @@ def attention_heatmap(weights: torch.Tensor | np.ndarray, source_tokens: list[st
     if title is not None:
         ax.set_title(title)
     fig.colorbar(image, ax=ax)
+    save_png(fig, path)
+
+
+def save_png(fig: Figure, path: str | Path) -> None:
     buffer = io.BytesIO()
     # "tight" grows or crops the canvas to fit long rotated labels and the title.
     fig.savefig(buffer, format="png", bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def gradient_flow_plot(curves: dict[str, np.ndarray], eigenvalues: dict[str, np.ndarray],
+                       path: str | Path, title: str | None = None) -> None:
+    """Left: ||dL_T/dh_t|| against t on a log scale, one curve per model (curves: label -> (T,)).
+    Right: each model's state-carrying recurrent eigenvalues in the complex plane, with the unit
+    circle: outside it, gradients may explode; well inside, they vanish."""
+    fig = Figure(figsize=(12, 4.8))
+    FigureCanvasAgg(fig)
+    flow, plane = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for label, norms in curves.items():
+        flow.plot(np.arange(1, len(norms) + 1), np.where(norms > 0, norms, np.nan), label=label)
+    flow.set_yscale("log")
+    flow.set_xlabel("time step t")
+    flow.set_ylabel("||dL_T / dh_t||")
+    flow.legend(fontsize="small")
+    flow.grid(True, which="major", alpha=0.3)
+    angle = np.linspace(0, 2 * np.pi, 200)
+    plane.plot(np.cos(angle), np.sin(angle), color="grey", linewidth=0.8)
+    for label, values in eigenvalues.items():
+        plane.scatter(values.real, values.imag, s=6, label=label)
+    plane.set_aspect("equal")
+    plane.set_xlabel("Re lambda")
+    plane.set_ylabel("Im lambda")
+    plane.set_title("eigenvalues of W_hh (RNN), W_hg (LSTM), W_hn (GRU)", fontsize="small")
+    if title is not None:
+        fig.suptitle(title)
+    save_png(fig, path)
+
+
+def training_curves_plot(steps: np.ndarray, loss: np.ndarray, grad_norm: np.ndarray, path: str | Path,
+                         clip_norm: float | None = None, title: str | None = None) -> None:
+    """A run's training loss and gradient norm (before clipping) per optimizer step, log scale;
+    a dashed line marks the clipping threshold."""
+    fig = Figure(figsize=(8, 6))
+    FigureCanvasAgg(fig)
+    top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2, sharex=None)
+    top.plot(steps, loss, linewidth=0.8)
+    top.set_yscale("log")
+    top.set_ylabel("training loss")
+    bottom.plot(steps, np.maximum(grad_norm, 1e-30), linewidth=0.8, color="tab:red")
+    if clip_norm is not None:
+        bottom.axhline(clip_norm, linestyle="--", color="black", linewidth=0.8, label=f"clip_norm {clip_norm:g}")
+        bottom.legend(fontsize="small")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("gradient norm")
+    bottom.set_xlabel("optimizer step")
+    if title is not None:
+        top.set_title(title)
+    save_png(fig, path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config
@@ -229,3 +230,19 @@ def new_task(cfg: Config, tokenizer: Tokenizer, data: dict[str, str], device: to
 
 def test_metrics(task: LanguageModelTask, data: dict[str, str]) -> dict[str, float]:
     return task.score(data["test"])
+
+
+def diagnostic_batch(cfg: Config, tokenizer: Tokenizer, data: dict[str, str], size: int) -> tuple[Tensor, Tensor]:
+    """The first ``size`` bptt windows of the validation text (inputs, targets), each (size, bptt):
+    the batch ``rnnkit diagnose gradients`` differentiates."""
+    ids = torch.tensor(tokenizer.encode_corpus(data["valid"]), dtype=torch.long)
+    rows = max(1, min(size, (ids.numel() - 1) // (cfg.data.bptt + 1)))
+    inputs, targets, _ = StreamBatches(ids, rows, cfg.data.bptt).batch(0, 0)
+    return inputs, targets
+
+
+def last_step_loss(model: RNNLanguageModel, batch: tuple[Tensor, Tensor]) -> Tensor:
+    """L_T: the cross-entropy of the prediction after the window's last token."""
+    inputs, targets = batch
+    logits, _ = model(inputs)  # (B, T, V)
+    return F.cross_entropy(logits[:, -1], targets[:, -1])

@@ -1,0 +1,32 @@
+"""The model of the long-range tasks: inputs -> stacked rnnkit.nn layer -> linear read-out.
+
+adding: x (B, T, 2) -> h (B, T, H) -> ``y_hat = w^T h_T + b``: one number per sequence (B,).
+copy:   tokens (B, T + 20) -> embedding (B, T + 20, E) -> h -> logits (B, T + 20, 10), a
+        prediction at every step.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from ..long_range_data import COPY_SYMBOLS
+from .recurrent import build_recurrent, init_recurrent
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, task: str, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.task = task
+        self.embedding = nn.Embedding(COPY_SYMBOLS, cfg.embedding_size) if task == "copy" else None
+        self.rnn = build_recurrent(cfg, cfg.embedding_size if self.embedding is not None else 2)
+        self.output = nn.Linear(cfg.hidden_size, COPY_SYMBOLS if task == "copy" else 1)
+        init_recurrent(self.rnn, cfg.recurrent_init, cfg.recurrent_gain)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """adding: (B, T, 2) -> (B,); copy: (B, T') long -> (B, T', 10)."""
+        x = inputs if self.embedding is None else self.embedding(inputs)
+        h, _ = self.rnn(x)  # (B, T, H)
+        if self.embedding is None:
+            return self.output(h[:, -1]).squeeze(-1)
+        return self.output(h)
