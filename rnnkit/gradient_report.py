@@ -60,7 +60,7 @@ def diagnosable(cfg: Config, where: str) -> ModuleType:
     return kind
 
 
-def diagnose(label: str, cfg: Config, kind: ModuleType, tokenizers: Any, model: nn.Module, batch: Any) -> Diagnosis:
+def diagnose(label: str, kind: ModuleType, model: nn.Module, batch: Any) -> Diagnosis:
     flow = gradient_flow(model, batch, kind.last_step_loss)
     layer = recurrent_layer(model)
     return Diagnosis(label, flow, recurrent_spectrum(layer), state_eigenvalues(layer).numpy())
@@ -81,7 +81,7 @@ def fresh_models(config: str, overrides: list[str], cells: list[str], batch_size
         cell_cfg = override_config(cfg, CELLS[cell]) if cell else cfg
         torch.manual_seed(cell_cfg.seed)
         model = kind.new_model(cell_cfg, tokenizers)
-        results.append(diagnose(f"{cell_name(cell_cfg)}, init", cell_cfg, kind, tokenizers, model, batch))
+        results.append(diagnose(f"{cell_name(cell_cfg)}, init", kind, model, batch))
     return results
 
 
@@ -89,7 +89,7 @@ def trained_model(run: str, batch_size: int) -> Diagnosis:
     cfg, tokenizers, model = load_run(run)
     kind = diagnosable(cfg, run)
     batch = kind.diagnostic_batch(cfg, tokenizers, kind.read_data(cfg), batch_size)
-    return diagnose(f"{cell_name(cfg)}, {Path(run).name}", cfg, kind, tokenizers, model, batch)
+    return diagnose(f"{cell_name(cfg)}, {Path(run).name}", kind, model, batch)
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
