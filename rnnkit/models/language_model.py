@@ -21,8 +21,7 @@ State = Tensor | tuple[Tensor, Tensor]
 
 
 class RNNLanguageModel(nn.Module):
-    def __init__(self, vocab_size: int, cfg: ModelConfig, pad_index: int = 0,
-                 pretrained: Tensor | None = None) -> None:
+    def __init__(self, vocab_size: int, cfg: ModelConfig, pad_index: int = 0) -> None:
         super().__init__()
         if cfg.tie_weights and cfg.embedding_size != cfg.hidden_size:
             raise UserError(f"model.tie_weights needs model.embedding_size ({cfg.embedding_size}) "
@@ -35,13 +34,6 @@ class RNNLanguageModel(nn.Module):
         if cfg.init_range is not None:
             for p in self.parameters():
                 nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
-        if pretrained is not None:
-            if pretrained.shape != self.embedding.weight.shape:
-                raise UserError(f"model.pretrained_embeddings: vectors of shape {tuple(pretrained.shape)}"
-                                f" do not fit an embedding of {tuple(self.embedding.weight.shape)}")
-            with torch.no_grad():
-                self.embedding.weight.copy_(pretrained)
-        self.embedding.weight.requires_grad_(not cfg.freeze_embeddings)
         if cfg.tie_weights:
             self.output.weight = self.embedding.weight
 

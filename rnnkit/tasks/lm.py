@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..config import Config
 from ..distributed import Distributed
-from ..embeddings import load_vectors
+from ..embeddings import embedding_from_vectors
 from ..errors import UserError
 from ..lm_data import SentenceBatches, StreamBatches
 from ..losses import token_cross_entropy
@@ -71,11 +71,10 @@ def new_tokenizer(cfg: Config, train_text: str) -> Tokenizer:
 
 def new_model(cfg: Config, tokenizer: Tokenizer) -> RNNLanguageModel:
     vocab = tokenizer.vocab
-    pretrained = None
-    if cfg.model.pretrained_embeddings:
-        pretrained, found = load_vectors(cfg.model.pretrained_embeddings, vocab, cfg.model.embedding_size)
-        print(f"pretrained embeddings: {found}/{len(vocab)} vocabulary words found")
-    return RNNLanguageModel(len(vocab), cfg.model, vocab.pad_index, pretrained)
+    model = RNNLanguageModel(len(vocab), cfg.model, vocab.pad_index)
+    # With tie_weights the output layer shares this Parameter, so it takes the vectors too.
+    embedding_from_vectors(model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings)
+    return model
 
 
 class LanguageModelScorer:
