@@ -1,11 +1,20 @@
-# make demo   set up a virtual environment from nothing, then train the built-in demo
-# make test   set up, then run the test suite
-# make bench  set up, then run the benchmarks (slow; prints tables)
+# make demo         set up a virtual environment from nothing, then train the built-in demo
+# make test         set up, then run the test suite
+# make test-matrix  the toy-training tests under three CPU kernel settings x 1 and 2 threads
+# make lint         ruff (rules and line length in pyproject.toml)
+# make bench        set up, then run the benchmarks (slow; prints tables)
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 
-.PHONY: setup demo test bench clean
+# The CPU settings of the matrix: the machine's own kernels, AVX2, and the portable baseline.
+CPU_native  =
+CPU_avx2    = ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+CPU_default = ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41
+CPU        ?= native
+THREADS    ?= 2
+
+.PHONY: setup demo test test-cpu test-matrix lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +30,20 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# One cell of the matrix: make test-cpu CPU=avx2 THREADS=1
+test-cpu: setup
+	@echo "== toy tests: CPU=$(CPU) OMP_NUM_THREADS=$(THREADS) =="
+	env $(CPU_$(CPU)) OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q -m toy
+
+test-matrix: setup
+	@for cpu in native avx2 default; do for threads in 1 2; do \
+	  $(MAKE) --no-print-directory test-cpu CPU=$$cpu THREADS=$$threads || exit 1; \
+	done; done
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	$(PY) benchmarks/cells.py

@@ -18,13 +18,21 @@ KINDS = ("none", "dot", "general", "concat", "additive")
 
 def run_kind(config: str, kind: str, epochs: int) -> dict:
     """Train one variant from scratch; -> its row of the table."""
-    overrides = [f"model.attention={kind}", f"train.epochs={epochs}", f"run_dir=runs/attention-{kind}"]
+    overrides = [
+        f"model.attention={kind}",
+        f"train.epochs={epochs}",
+        f"run_dir=runs/attention-{kind}",
+    ]
     if kind == "none":
         overrides.append("model.input_feeding=false")  # nothing to feed without attention
     start = time.perf_counter()
     summary = train(load_config(config, overrides), overwrite=True)
-    return {"kind": kind, "minutes": (time.perf_counter() - start) / 60,
-            "dev_bleu": summary["best_valid_bleu"], **summary["test"]}
+    return {
+        "kind": kind,
+        "minutes": (time.perf_counter() - start) / 60,
+        "dev_bleu": summary["best_valid_bleu"],
+        **summary["test"],
+    }
 
 
 def main() -> None:
@@ -38,9 +46,13 @@ def main() -> None:
     print("| attention | test BLEU | test chrF | dev BLEU (greedy, best epoch) | wall time (min) |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['kind']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['dev_bleu']:.2f} | {r['minutes']:.1f} |")
-    print(f"\ncommand: python benchmarks/attention_kinds.py --config {args.config} --epochs {args.epochs}"
-          f" --kinds {' '.join(args.kinds)}")
+        print(
+            f"| {r['kind']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['dev_bleu']:.2f} | {r['minutes']:.1f} |"
+        )
+    print(
+        f"\ncommand: python benchmarks/attention_kinds.py --config {args.config} --epochs {args.epochs}"
+        f" --kinds {' '.join(args.kinds)}"
+    )
 
 
 if __name__ == "__main__":

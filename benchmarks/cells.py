@@ -46,8 +46,9 @@ def fwd_bwd_seconds(layer: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def compare(explicit: torch.nn.Module, fused: torch.nn.Module, x: torch.Tensor,
-            repeat: int) -> tuple[float, float]:
+def compare(
+    explicit: torch.nn.Module, fused: torch.nn.Module, x: torch.Tensor, repeat: int
+) -> tuple[float, float]:
     """Median seconds of each, timings interleaved so that machine noise hits both alike."""
     for _ in range(2):  # warm-up: allocator, oneDNN/cuDNN plans
         fwd_bwd_seconds(explicit, x), fwd_bwd_seconds(fused, x)
@@ -68,9 +69,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"# rnnkit.nn explicit vs fused, forward+backward, fp32, {name}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
+    print(
+        f"# rnnkit.nn explicit vs fused, forward+backward, fp32, {name}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"# python benchmarks/cells.py --device {args.device} --repeat {args.repeat}\n")
     print("| cell | B | T | H | explicit ms | fused ms | explicit/fused |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -80,8 +87,11 @@ def main() -> None:
             assert not explicit.fused and fused.fused
             x = torch.randn(steps, batch, hidden, device=device)
             t_explicit, t_fused = compare(explicit, fused, x, args.repeat)
-            print(f"| {label} | {batch} | {steps} | {hidden} | {1e3 * t_explicit:.2f} | "
-                  f"{1e3 * t_fused:.2f} | {t_explicit / t_fused:.2f} |", flush=True)
+            print(
+                f"| {label} | {batch} | {steps} | {hidden} | {1e3 * t_explicit:.2f} | "
+                f"{1e3 * t_fused:.2f} | {t_explicit / t_fused:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

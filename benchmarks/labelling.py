@@ -48,39 +48,62 @@ def row(config: str, do_train: bool, overrides: list[str]) -> dict:
     test = evaluate_labelled(cfg.run_dir, "test")
     test_seconds = time.perf_counter() - start
     _, _, model = load_run(cfg.run_dir)
-    return {"config": config, "run": cfg.run_dir, "task": cfg.task, "test": test, "summary": summary,
-            "wall": wall, "test_seconds": test_seconds, "params": sum(p.numel() for p in model.parameters()),
-            "best_valid": summary["best_valid_accuracy"]}
+    return {
+        "config": config,
+        "run": cfg.run_dir,
+        "task": cfg.task,
+        "test": test,
+        "summary": summary,
+        "wall": wall,
+        "test_seconds": test_seconds,
+        "params": sum(p.numel() for p in model.parameters()),
+        "best_valid": summary["best_valid_accuracy"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", help="recipes (default: both)")
-    parser.add_argument("--train", action="store_true", help="train each recipe first (replaces its run)")
+    parser.add_argument(
+        "--train", action="store_true", help="train each recipe first (replaces its run)"
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value for every recipe")
     args = parser.parse_args()
     configs = args.config or list(RECIPES)
-    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, cpu\n")
+    print(
+        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, cpu\n"
+    )
     rows = [row(config, args.train, args.overrides) for config in configs]
-    print("| recipe | params | test accuracy | other test scores | dev accuracy (best epoch) | epochs | "
-          "training wall time | test scoring | published |")
+    print(
+        "| recipe | params | test accuracy | other test scores | dev accuracy (best epoch) | epochs | "
+        "training wall time | test scoring | published |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|---:|---|")
     for r in rows:
         test = r["test"]
-        other = (f"macro-F1 {100 * test['macro_f1']:.2f}, {test['examples']} sentences" if r["task"] == "classify"
-                 else f"{test['tokens']} tokens, {test['sentences']} sentences")
+        other = (
+            f"macro-F1 {100 * test['macro_f1']:.2f}, {test['examples']} sentences"
+            if r["task"] == "classify"
+            else f"{test['tokens']} tokens, {test['sentences']} sentences"
+        )
         wall = r["wall"] if r["wall"] is not None else r["summary"]["seconds"]
         kind = "whole run" if r["wall"] is not None else "epochs only"
-        print(f"| `{r['config']}` | {r['params'] / 1e6:.2f}M | **{100 * test['accuracy']:.2f}** | {other} | "
-              f"{100 * r['best_valid']:.2f} | {r['summary']['epochs']} | {wall / 60:.1f} min ({kind}) | "
-              f"{r['test_seconds']:.1f} s | {RECIPES.get(r['config'], '')} |")
+        print(
+            f"| `{r['config']}` | {r['params'] / 1e6:.2f}M | **{100 * test['accuracy']:.2f}** | {other} | "
+            f"{100 * r['best_valid']:.2f} | {r['summary']['epochs']} | {wall / 60:.1f} min ({kind}) | "
+            f"{r['test_seconds']:.1f} s | {RECIPES.get(r['config'], '')} |"
+        )
     for r in rows:
         if r["task"] == "classify":
             labels, matrix = r["test"]["confusion"]["labels"], r["test"]["confusion"]["matrix"]
-            print(f"\n{r['config']} test confusion matrix (rows gold, columns predicted, labels {labels}): {matrix}")
+            print(
+                f"\n{r['config']} test confusion matrix (rows gold, columns predicted, labels {labels}): {matrix}"
+            )
     overrides = "".join(f" {o}" for o in args.overrides)
-    print(f"\ncommand: python benchmarks/labelling.py{' --train' if args.train else ''}"
-          f"{''.join(f' --config {c}' for c in (args.config or []))}{overrides}")
+    print(
+        f"\ncommand: python benchmarks/labelling.py{' --train' if args.train else ''}"
+        f"{''.join(f' --config {c}' for c in (args.config or []))}{overrides}"
+    )
 
 
 if __name__ == "__main__":

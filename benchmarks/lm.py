@@ -74,7 +74,9 @@ def baseline_seconds(ids: torch.Tensor, ntoken: int, steps: int, device: torch.d
     return (time.perf_counter() - start) / steps
 
 
-def rnnkit_seconds(task: LanguageModelTask, precision: str, steps: int, device: torch.device) -> float:
+def rnnkit_seconds(
+    task: LanguageModelTask, precision: str, steps: int, device: torch.device
+) -> float:
     cfg = task.cfg
     cfg.train.precision = precision
     trainer = Trainer(task, cfg.train, None, Distributed(), device)
@@ -99,12 +101,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB folder")
+    parser.add_argument(
+        "--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB folder"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
-    cfg = load_config(ROOT / "configs" / "ptb-small.yaml",
-                      [f"data.{split}={args.data}/ptb.{split}.txt"
-                       for split in ("train", "valid", "test")])
+    cfg = load_config(
+        ROOT / "configs" / "ptb-small.yaml",
+        [f"data.{split}={args.data}/ptb.{split}.txt" for split in ("train", "valid", "test")],
+    )
     texts = read_splits(cfg)
     tokenizer = new_tokenizer(cfg, texts["train"])
     torch.manual_seed(0)
@@ -113,25 +118,34 @@ def main() -> None:
     steps_per_epoch = task.num_batches()
     tokens_per_step = cfg.data.batch_size * cfg.data.bptt
 
-    variants = {"baseline (pytorch/examples style), fp32":
-                lambda: baseline_seconds(ids, len(tokenizer.vocab), args.steps, device),
-                "rnnkit, fp32": lambda: rnnkit_seconds(task, "fp32", args.steps, device),
-                "rnnkit, bf16 autocast": lambda: rnnkit_seconds(task, "bf16", args.steps, device)}
+    variants = {
+        "baseline (pytorch/examples style), fp32": lambda: baseline_seconds(
+            ids, len(tokenizer.vocab), args.steps, device
+        ),
+        "rnnkit, fp32": lambda: rnnkit_seconds(task, "fp32", args.steps, device),
+        "rnnkit, bf16 autocast": lambda: rnnkit_seconds(task, "bf16", args.steps, device),
+    }
     best = {name: float("inf") for name in variants}
     for _ in range(args.rounds):
         for name, run in variants.items():
             best[name] = min(best[name], run())
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"# ptb-small training throughput, {name}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; best of {args.rounds} rounds x {args.steps} steps")
-    print(f"# python benchmarks/lm.py --device {args.device} --steps {args.steps} --rounds {args.rounds}\n")
+    print(
+        f"# ptb-small training throughput, {name}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; best of {args.rounds} rounds x {args.steps} steps"
+    )
+    print(
+        f"# python benchmarks/lm.py --device {args.device} --steps {args.steps} --rounds {args.rounds}\n"
+    )
     print("| variant | ms/step | tokens/s | s/epoch | vs baseline |")
     print("|---|---:|---:|---:|---:|")
     base = best["baseline (pytorch/examples style), fp32"]
     for name, seconds in best.items():
-        print(f"| {name} | {1e3 * seconds:.1f} | {tokens_per_step / seconds:,.0f} | "
-              f"{steps_per_epoch * seconds:.0f} | {base / seconds:.2f}x |")
+        print(
+            f"| {name} | {1e3 * seconds:.1f} | {tokens_per_step / seconds:,.0f} | "
+            f"{steps_per_epoch * seconds:.0f} | {base / seconds:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -26,16 +26,31 @@ from rnnkit.rundir import RunDir
 from rnnkit.trainer import TrainingDiverged
 from rnnkit.training import train
 
-EXPLODING = ["model.cell=rnn", "model.nonlinearity=relu", "model.recurrent_init=identity",
-             "train.optimizer=sgd", "train.lr=0.01"]
+EXPLODING = [
+    "model.cell=rnn",
+    "model.nonlinearity=relu",
+    "model.recurrent_init=identity",
+    "train.optimizer=sgd",
+    "train.lr=0.01",
+]
 
 
 def run(name: str, length: int, clip: float | None, max_steps: int, extra: list[str]) -> dict:
     """One training run; -> its row: solved at which step, best MSE, largest gradient norm, time."""
     run_dir = f"runs/long-range/{name}-T{length}-clip{clip or 'none'}"
-    cfg = load_config("configs/adding.yaml", [
-        *extra, f"data.sequence_length={length}", "data.train_size=5000", f"train.clip_norm={clip or 'null'}",
-        f"train.max_steps={max_steps}", "train.epochs=1000", "train.progress=false", f"run_dir={run_dir}"])
+    cfg = load_config(
+        "configs/adding.yaml",
+        [
+            *extra,
+            f"data.sequence_length={length}",
+            "data.train_size=5000",
+            f"train.clip_norm={clip or 'null'}",
+            f"train.max_steps={max_steps}",
+            "train.epochs=1000",
+            "train.progress=false",
+            f"run_dir={run_dir}",
+        ],
+    )
     start = time.perf_counter()
     row = {"cell": name, "T": length, "clip": clip, "diverged": None}
     try:
@@ -62,26 +77,42 @@ def result(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200])
-    parser.add_argument("--cells", nargs="+", default=["rnn-tanh", "lstm", "gru"], choices=list(CELLS))
+    parser.add_argument(
+        "--cells", nargs="+", default=["rnn-tanh", "lstm", "gru"], choices=list(CELLS)
+    )
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--no-exploding", action="store_true", help="skip the exploding (IRNN, SGD) case")
+    parser.add_argument(
+        "--no-exploding", action="store_true", help="skip the exploding (IRNN, SGD) case"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [run(cell, length, clip, args.max_steps, CELLS[cell])
-            for length in args.lengths for cell in args.cells for clip in (1.0, None)]
+    rows = [
+        run(cell, length, clip, args.max_steps, CELLS[cell])
+        for length in args.lengths
+        for cell in args.cells
+        for clip in (1.0, None)
+    ]
     if not args.no_exploding:
         rows += [run("irnn-sgd", 100, clip, 1000, EXPLODING) for clip in (None, 1.0)]
-    print(f"\n# {platform.machine()}, torch {torch.__version__}, {args.threads} threads, adding problem, "
-          f"hidden 100, batch 50, Adam 3e-3 (irnn-sgd: SGD 0.01), solved = held-out MSE < 0.01\n")
-    print("| cell | T | clip_norm | result | best valid MSE | largest gradient norm | wall time (s) |")
+    print(
+        f"\n# {platform.machine()}, torch {torch.__version__}, {args.threads} threads, adding problem, "
+        f"hidden 100, batch 50, Adam 3e-3 (irnn-sgd: SGD 0.01), solved = held-out MSE < 0.01\n"
+    )
+    print(
+        "| cell | T | clip_norm | result | best valid MSE | largest gradient norm | wall time (s) |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['cell']} | {r['T']} | {r['clip'] or 'none'} | {result(r)} | {r['mse']:.4f} | "
-              f"{r['max_grad_norm']:.3g} | {r['seconds']:.0f} |")
-    print(f"\ncommand: python benchmarks/long_range.py --lengths {' '.join(map(str, args.lengths))} "
-          f"--cells {' '.join(args.cells)} --max-steps {args.max_steps} --threads {args.threads}"
-          + (" --no-exploding" if args.no_exploding else ""))
+        print(
+            f"| {r['cell']} | {r['T']} | {r['clip'] or 'none'} | {result(r)} | {r['mse']:.4f} | "
+            f"{r['max_grad_norm']:.3g} | {r['seconds']:.0f} |"
+        )
+    print(
+        f"\ncommand: python benchmarks/long_range.py --lengths {' '.join(map(str, args.lengths))} "
+        f"--cells {' '.join(args.cells)} --max-steps {args.max_steps} --threads {args.threads}"
+        + (" --no-exploding" if args.no_exploding else "")
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from rnnkit.training import load_run
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def training_speed(config: str, steps: int, device: torch.device) -> tuple[float, float, int, float]:
+def training_speed(
+    config: str, steps: int, device: torch.device
+) -> tuple[float, float, int, float]:
     """-> target tokens/s, seconds per epoch, parameters, seconds per step."""
     cfg = load_config(config, ["data.test=null"])
     data = translate.read_data(cfg)
@@ -42,8 +44,12 @@ def training_speed(config: str, steps: int, device: torch.device) -> tuple[float
     for k in range(3, 3 + steps):
         tokens += trainer.train_step(k)[1]
     seconds = time.perf_counter() - start
-    return tokens / seconds, seconds / steps * task.num_batches(), sum(p.numel() for p in task.model.parameters()), \
-        seconds / steps
+    return (
+        tokens / seconds,
+        seconds / steps * task.num_batches(),
+        sum(p.numel() for p in task.model.parameters()),
+        seconds / steps,
+    )
 
 
 def decoding(run: str, beam: int, device: torch.device) -> tuple[float, dict]:
@@ -53,35 +59,53 @@ def decoding(run: str, beam: int, device: torch.device) -> tuple[float, dict]:
     start = time.perf_counter()
     outputs = translate.translate_texts(model, tokenizers, [s for s, _ in pairs], cfg, device, beam)
     seconds = time.perf_counter() - start
-    return len(pairs) / seconds, translate.corpus_scores([o[0][0] for o in outputs], [t for _, t in pairs])
+    return len(pairs) / seconds, translate.corpus_scores(
+        [o[0][0] for o in outputs], [t for _, t in pairs]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", default=[], help="time training of this recipe")
-    parser.add_argument("--run", action="append", default=[], help="time decoding and score this trained run")
+    parser.add_argument(
+        "--config", action="append", default=[], help="time training of this recipe"
+    )
+    parser.add_argument(
+        "--run", action="append", default=[], help="time decoding and score this trained run"
+    )
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {device}"
+    )
     if args.config:
-        print("\n| recipe | parameters | target tokens/s | ms/step | s/epoch |\n|---|---:|---:|---:|---:|")
+        print(
+            "\n| recipe | parameters | target tokens/s | ms/step | s/epoch |\n|---|---:|---:|---:|---:|"
+        )
         for config in args.config:
             rate, epoch, params, step = training_speed(config, args.steps, device)
-            print(f"| {config} | {params / 1e6:.2f}M | {rate:,.0f} | {step * 1000:.0f} | {epoch:,.0f} |")
+            print(
+                f"| {config} | {params / 1e6:.2f}M | {rate:,.0f} | {step * 1000:.0f} | {epoch:,.0f} |"
+            )
     if args.run:
-        print("\n| run | greedy sent/s | greedy BLEU | beam 5 sent/s | beam 5 BLEU | beam 5 chrF |\n"
-              "|---|---:|---:|---:|---:|---:|")
+        print(
+            "\n| run | greedy sent/s | greedy BLEU | beam 5 sent/s | beam 5 BLEU | beam 5 chrF |\n"
+            "|---|---:|---:|---:|---:|---:|"
+        )
         for run in args.run:
             greedy_rate, greedy_scores = decoding(run, 1, device)
             beam_rate, beam_scores = decoding(run, 5, device)
-            print(f"| {run} | {greedy_rate:.1f} | {greedy_scores['bleu']:.2f} | {beam_rate:.1f} | "
-                  f"{beam_scores['bleu']:.2f} | {beam_scores['chrf']:.2f} |")
+            print(
+                f"| {run} | {greedy_rate:.1f} | {greedy_scores['bleu']:.2f} | {beam_rate:.1f} | "
+                f"{beam_scores['bleu']:.2f} | {beam_scores['chrf']:.2f} |"
+            )
         print(f"\nsacrebleu: {beam_scores['bleu_signature']}")
-    print(f"\ncommand: python benchmarks/seq2seq.py {' '.join(f'--config {c}' for c in args.config)} "
-          f"{' '.join(f'--run {r}' for r in args.run)} --steps {args.steps} --device {args.device}")
+    print(
+        f"\ncommand: python benchmarks/seq2seq.py {' '.join(f'--config {c}' for c in args.config)} "
+        f"{' '.join(f'--run {r}' for r in args.run)} --steps {args.steps} --device {args.device}"
+    )
 
 
 if __name__ == "__main__":

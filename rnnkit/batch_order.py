@@ -24,7 +24,9 @@ def rank_share(batches: list[T], rank: int, world_size: int) -> list[T]:
     return batches[rank:usable:world_size]
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool = True) -> list[list[int]]:
+def bucketed_batches(
+    lengths: list[int], batch_size: int, seed: int, shuffle: bool = True
+) -> list[list[int]]:
     """Indices of ``lengths`` cut into batches of similar length (bucketing).
 
     Shuffled (``permutation(n, seed)``), cut into chunks of 100 batches, each chunk sorted by
@@ -49,8 +51,15 @@ class BucketBatches:
     is batch k of an epoch, rebuilt identically on resume. Without ``shuffle``, every epoch is
     the same length-sorted order (evaluation)."""
 
-    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if not lengths:
             raise ValueError("no examples to batch")
         self.lengths, self.batch_size, self.shuffle = lengths, max(1, batch_size), shuffle
@@ -61,7 +70,9 @@ class BucketBatches:
     def _order(self, epoch: int) -> list[list[int]]:
         epoch = epoch if self.shuffle else 0
         if self._epoch != epoch:
-            batches = bucketed_batches(self.lengths, self.batch_size, self.seed + epoch, self.shuffle)
+            batches = bucketed_batches(
+                self.lengths, self.batch_size, self.seed + epoch, self.shuffle
+            )
             self._batches, self._epoch = rank_share(batches, self.rank, self.world_size), epoch
         return self._batches
 

@@ -55,16 +55,26 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="a language model's loss and perplexity (bits per char); "
-                                        "a translation model's BLEU and chrF")
+    p = sub.add_parser(
+        "evaluate",
+        help="a language model's loss and perplexity (bits per char); "
+        "a translation model's BLEU and chrF",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--split", default="test", choices=["valid", "test"])
-    p.add_argument("--data", help="score this file instead of a split (lm: text; classify, tag: labelled)")
-    p.add_argument("--json", metavar="FILE", help="classify, tag: also write the scores (and the "
-                                                  "confusion matrix) to this JSON file")
+    p.add_argument(
+        "--data", help="score this file instead of a split (lm: text; classify, tag: labelled)"
+    )
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="classify, tag: also write the scores (and the confusion matrix) to this JSON file",
+    )
     p.add_argument("--src", help="translation: translate this file ...")
     p.add_argument("--ref", help="... and score it against this one (line-aligned)")
-    p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: decode.beam_size)")
+    p.add_argument(
+        "--beam", type=int, default=None, help="translation: beam size (default: decode.beam_size)"
+    )
     p.add_argument("--device", default="cpu")
 
 
@@ -74,23 +84,34 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     task = RunDir.open(args.run).load_config().get("task", "lm")
     if task in ("classify", "tag"):
-        print_labelled_scores(evaluate_labelled(args.run, args.split, args.data, args.device), args.json)
+        print_labelled_scores(
+            evaluate_labelled(args.run, args.split, args.data, args.device), args.json
+        )
         return
     if task == "translate":
-        scores = evaluate_translation(args.run, args.split, args.src, args.ref, args.beam, args.device)
+        scores = evaluate_translation(
+            args.run, args.split, args.src, args.ref, args.beam, args.device
+        )
         print(f"BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}")
         print(f"{scores['bleu_signature']}\n{scores['chrf_signature']}")
         return
     metrics = evaluate_run(args.run, args.split, args.data, args.device)
-    print(" ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    print(
+        " ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    )
 
 
 def print_labelled_scores(scores: dict, json_path: str | None) -> None:
     """One line of scores; for classification the confusion matrix under it (rows gold)."""
     from .atomic import atomic_write_text
 
-    print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                   for k, v in scores.items() if k != "confusion"))
+    print(
+        " ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in scores.items()
+            if k != "confusion"
+        )
+    )
     if "confusion" in scores:
         labels, matrix = scores["confusion"]["labels"], scores["confusion"]["matrix"]
         width = max(len(str(n)) for row in matrix for n in row) + 1
@@ -106,10 +127,15 @@ def print_labelled_scores(scores: dict, json_path: str | None) -> None:
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="label lines (classify) or tag their tokens (tag) with a trained run")
+    p = sub.add_parser(
+        "predict", help="label lines (classify) or tag their tokens (tag) with a trained run"
+    )
     p.add_argument("run", help="run directory")
-    p.add_argument("--input", help="one text (classify) or one whitespace-tokenized sentence (tag) per line "
-                                   "(default: standard input)")
+    p.add_argument(
+        "--input",
+        help="one text (classify) or one whitespace-tokenized sentence (tag) per line "
+        "(default: standard input)",
+    )
     p.add_argument("--device", default="cpu")
 
 
@@ -125,12 +151,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
     device = select_device(args.device)
     if cfg.task == "classify":
         names = tokenizers[1].names
-        for label, probabilities in classify.predict(model, tokenizers, lines, device, args.input or "stdin",
-                                                     cfg.data.eval_batch_size):
+        for label, probabilities in classify.predict(
+            model, tokenizers, lines, device, args.input or "stdin", cfg.data.eval_batch_size
+        ):
             print(label + "\t" + " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities)))
         return
     sentences = [line.split() for line in lines]
-    for tokens, tags in zip(sentences, tag.predict(model, tokenizers, sentences, device, cfg.data.eval_batch_size)):
+    for tokens, tags in zip(
+        sentences, tag.predict(model, tokenizers, sentences, device, cfg.data.eval_batch_size)
+    ):
         print("".join(f"{token}\t{t}\n" for token, t in zip(tokens, tags)))
 
 
@@ -138,9 +167,15 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("translate", help="translate lines with a trained translation run")
     p.add_argument("run", help="run directory")
     p.add_argument("--input", help="a file of source lines (default: standard input)")
-    p.add_argument("--beam", type=int, default=None, help="beam size (1: greedy; default: decode.beam_size)")
-    p.add_argument("--n-best", type=int, default=1, help="print the N best, as 'line<TAB>score<TAB>text'")
-    p.add_argument("--attention-plot", metavar="DIR", help="write one attention heatmap PNG per line here")
+    p.add_argument(
+        "--beam", type=int, default=None, help="beam size (1: greedy; default: decode.beam_size)"
+    )
+    p.add_argument(
+        "--n-best", type=int, default=1, help="print the N best, as 'line<TAB>score<TAB>text'"
+    )
+    p.add_argument(
+        "--attention-plot", metavar="DIR", help="write one attention heatmap PNG per line here"
+    )
     p.add_argument("--device", default="cpu")
 
 
@@ -169,10 +204,16 @@ def cmd_translate(args: argparse.Namespace) -> None:
             text = tokenizers[1].decode(ids)
             print(f"{number}\t{score:.4f}\t{text}" if args.n_best > 1 else text)
         if args.attention_plot and hypotheses:
-            weights, source_labels, target_labels = attention_matrix(model, tokenizers, source,
-                                                                     hypotheses[0][0], device)
-            attention_heatmap(weights, source_labels, target_labels,
-                              Path(args.attention_plot) / f"{number:05d}.png", title=f"{name}:{number}")
+            weights, source_labels, target_labels = attention_matrix(
+                model, tokenizers, source, hypotheses[0][0], device
+            )
+            attention_heatmap(
+                weights,
+                source_labels,
+                target_labels,
+                Path(args.attention_plot) / f"{number:05d}.png",
+                title=f"{name}:{number}",
+            )
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -196,9 +237,18 @@ def cmd_generate(args: argparse.Namespace) -> None:
     cfg, tokenizer, model = load_run(args.run, args.device)
     require_task(cfg, "lm", args.run)
     try:
-        texts = generate(model, tokenizer, args.prompt, max_tokens=args.max_tokens,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         beam=args.beam, num_samples=args.num_samples, seed=args.seed)
+        texts = generate(
+            model,
+            tokenizer,
+            args.prompt,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            beam=args.beam,
+            num_samples=args.num_samples,
+            seed=args.seed,
+        )
     except ValueError as e:  # a sampling option out of range
         raise UserError(f"generate: {e}") from None
     for i, text in enumerate(texts):
@@ -208,7 +258,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="train the built-in char-LSTM on Tiny Shakespeare and print samples")
+    p = sub.add_parser(
+        "demo", help="train the built-in char-LSTM on Tiny Shakespeare and print samples"
+    )
     p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=100")
     p.add_argument("--run-dir", default=None, help="default: runs/demo-<time>")
 
@@ -221,12 +273,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     cfg = load_config(package / "configs" / "demo.yaml", args.overrides)
     cfg.data.train = str(package / "data" / "tinyshakespeare.txt")
     cfg.run_dir = args.run_dir or time.strftime("runs/demo-%Y%m%d-%H%M%S")
-    print(f"rnnkit demo: a {cfg.model.num_layers}x{cfg.model.hidden_size} char-LSTM on Tiny Shakespeare "
-          f"(bundled), {cfg.train.epochs} epochs; run directory {cfg.run_dir}", flush=True)
+    print(
+        f"rnnkit demo: a {cfg.model.num_layers}x{cfg.model.hidden_size} char-LSTM on Tiny Shakespeare "
+        f"(bundled), {cfg.train.epochs} epochs; run directory {cfg.run_dir}",
+        flush=True,
+    )
     summary = train(cfg)
     valid = summary["best_valid_loss"]
-    print(f"\ntrained in {summary['seconds']:.0f} s: validation loss {valid:.3f} nats/char "
-          f"({valid / math.log(2):.3f} bits/char)\n")
+    print(
+        f"\ntrained in {summary['seconds']:.0f} s: validation loss {valid:.3f} nats/char "
+        f"({valid / math.log(2):.3f} bits/char)\n"
+    )
     _, tokenizer, model = load_run(cfg.run_dir)
     for prompt in ("ROMEO:", "JULIET:"):
         print(f"--- rnnkit generate {cfg.run_dir} --prompt '{prompt}' --temperature 0.8 ---")
@@ -234,14 +291,25 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def add_diagnose(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("diagnose", help="gradient flow through time, W_hh spectra, gradient norm per step")
+    p = sub.add_parser(
+        "diagnose", help="gradient flow through time, W_hh spectra, gradient norm per step"
+    )
     kinds = p.add_subparsers(dest="diagnosis", required=True)
-    g = kinds.add_parser("gradients", help="||dL_T/dh_t|| per step and layer, and W_hh spectra (CSV, PNG)")
+    g = kinds.add_parser(
+        "gradients", help="||dL_T/dh_t|| per step and layer, and W_hh spectra (CSV, PNG)"
+    )
     g.add_argument("config", nargs="?", help="YAML config: fresh models at initialisation")
     g.add_argument("overrides", nargs="*", help="section.key=value")
-    g.add_argument("--cells", nargs="+", default=[], metavar="CELL",
-                   help="one fresh model per cell: rnn-tanh rnn-relu lstm gru (default: the config's)")
-    g.add_argument("--run", action="append", default=[], help="a trained run to include (repeatable)")
+    g.add_argument(
+        "--cells",
+        nargs="+",
+        default=[],
+        metavar="CELL",
+        help="one fresh model per cell: rnn-tanh rnn-relu lstm gru (default: the config's)",
+    )
+    g.add_argument(
+        "--run", action="append", default=[], help="a trained run to include (repeatable)"
+    )
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--out", default="diagnose", help="output directory (default: diagnose/)")
     n = kinds.add_parser("grad-norm", help="plot a run's training loss and gradient norm per step")
@@ -259,30 +327,47 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
         return
     if args.config is None and not args.run:
         raise UserError("diagnose gradients: give a config file, --run RUN, or both")
-    results = report.fresh_models(args.config, args.overrides, args.cells, args.batch_size) if args.config else []
+    results = (
+        report.fresh_models(args.config, args.overrides, args.cells, args.batch_size)
+        if args.config
+        else []
+    )
     results += [report.trained_model(run, args.batch_size) for run in args.run]
     report.write_report(results, Path(args.out))
     print(f"{'model':<32} {'|dL/dh_T|':>10} {'|dL/dh_1|':>10} {'ratio':>9} {'radius':>7}")
     for row in report.summary_rows(results):
-        print(f"{row['label']:<32} {row['grad_T']:>10.3e} {row['grad_1']:>10.3e} {row['ratio']:>9.2e} "
-              f"{row['radius']:>7.3f}")
+        print(
+            f"{row['label']:<32} {row['grad_T']:>10.3e} {row['grad_1']:>10.3e} {row['ratio']:>9.2e} "
+            f"{row['radius']:>7.3f}"
+        )
     print(f"wrote {Path(args.out) / 'gradient_flow.csv'}, spectrum.csv, gradient_flow.png")
 
 
-COMMANDS = {"train": (add_train, cmd_train), "evaluate": (add_evaluate, cmd_evaluate),
-            "generate": (add_generate, cmd_generate), "translate": (add_translate, cmd_translate),
-            "demo": (add_demo, cmd_demo), "predict": (add_predict, cmd_predict),
-            "diagnose": (add_diagnose, cmd_diagnose)}
+COMMANDS = {
+    "train": (add_train, cmd_train),
+    "evaluate": (add_evaluate, cmd_evaluate),
+    "generate": (add_generate, cmd_generate),
+    "translate": (add_translate, cmd_translate),
+    "demo": (add_demo, cmd_demo),
+    "predict": (add_predict, cmd_predict),
+    "diagnose": (add_diagnose, cmd_diagnose),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent sequence learning on PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Recurrent sequence learning on PyTorch."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)
     args, extra = parser.parse_known_args(argv)
     # Overrides may follow options too: `rnnkit train cfg.yaml --run-dir R train.lr=0.5`.
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+    if (
+        extra
+        and hasattr(args, "overrides")
+        and all("=" in e and not e.startswith("-") for e in extra)
+    ):
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -91,7 +91,9 @@ class ModelConfig:
     encoder_hidden_size: int | None = None
     bridge: str = "linear"  # zero | last | linear (+tanh): encoder final state -> decoder's first
     attention: str = "general"  # none | dot | general | concat | additive
-    attention_size: int | None = None  # concat / additive; classify attention pooling (null: hidden_size)
+    attention_size: int | None = (
+        None  # concat / additive; classify attention pooling (null: hidden_size)
+    )
     input_feeding: bool = True  # the attentional vector h~_{t-1} joins the next decoder input
     # adding / copy: W_hh at initialisation (each gate's block): torch's uniform, a random
     # orthogonal matrix or the identity (Le et al. 2015), times recurrent_gain (its spectral radius
@@ -112,7 +114,9 @@ class TrainConfig:
 
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps
-    optimizer: str = "sgd"  # sgd | momentum | nesterov | adagrad | adadelta | rmsprop | adam | adamw
+    optimizer: str = (
+        "sgd"  # sgd | momentum | nesterov | adagrad | adadelta | rmsprop | adam | adamw
+    )
     lr: float = 1.0
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -192,7 +196,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.nonlinearity": ("tanh", "relu"),
     "model.reset": ("after", "before"),
     "model.gate": ("sigmoid", "hard_sigmoid"),
-    "train.optimizer": ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"),
+    "train.optimizer": (
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "adadelta",
+        "rmsprop",
+        "adam",
+        "adamw",
+    ),
     "train.lr_schedule": ("none", "epoch_decay", "plateau"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "train.loss_average": ("token", "sequence"),
@@ -201,7 +214,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
     """Return value as the annotated type (int -> float allowed), or raise UserError."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    options = (
+        typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    )
     if value is None:
         if type(None) in options:
             return None
@@ -237,8 +252,10 @@ def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> 
         else:
             kwargs[key] = _check_type(value, hints[key], f"{source}: key '{name}'")
             if name in CHOICES and kwargs[key] is not None and kwargs[key] not in CHOICES[name]:
-                raise UserError(f"{source}: key '{name}' must be one of {', '.join(CHOICES[name])}, "
-                                f"got {value!r}")
+                raise UserError(
+                    f"{source}: key '{name}' must be one of {', '.join(CHOICES[name])}, "
+                    f"got {value!r}"
+                )
     return cls(**kwargs)
 
 

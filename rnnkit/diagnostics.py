@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import types
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -49,8 +50,10 @@ class HiddenRecorder:
             outputs, recorded = [], []
             for direction, w in enumerate(directions):
                 inputs = x.flip(0) if direction == 1 else x
-                state = tuple(x.new_zeros(x.shape[1], w.weight_hh.shape[1] if i == 0 else layer.hidden_size)
-                              for i in range(step.num_states))
+                state = tuple(
+                    x.new_zeros(x.shape[1], w.weight_hh.shape[1] if i == 0 else layer.hidden_size)
+                    for i in range(step.num_states)
+                )
                 hs = []
                 for gx_t in step.project(inputs, w).unbind(0):
                     state = step(gx_t, state, w)
@@ -70,9 +73,13 @@ def recording(layer: RecurrentLayer) -> Iterator[HiddenRecorder]:
     must be full length (no ``lengths``); the returned state is not the layer's usual one."""
     recorder = HiddenRecorder()
 
-    def forward(self: RecurrentLayer, input: Tensor, hx: object = None, lengths: Tensor | None = None):
+    def forward(
+        self: RecurrentLayer, input: Tensor, hx: object = None, lengths: Tensor | None = None
+    ):
         if hx is not None or lengths is not None or input.dim() != 3:
-            raise ValueError("gradient flow needs a batched, full-length input and a zero initial state")
+            raise ValueError(
+                "gradient flow needs a batched, full-length input and a zero initial state"
+            )
         x = input.transpose(0, 1) if self.batch_first else input
         out, last = recorder.unroll(self, x)
         return (out.transpose(0, 1) if self.batch_first else out), last
@@ -92,8 +99,12 @@ def recurrent_layer(model: nn.Module) -> RecurrentLayer:
     return layer
 
 
-def gradient_flow(model: nn.Module, batch: tuple[Tensor, ...], last_step_loss: Callable[[nn.Module, Any], Tensor],
-                  dtype: torch.dtype = torch.float64) -> list[dict[str, float | int]]:
+def gradient_flow(
+    model: nn.Module,
+    batch: tuple[Tensor, ...],
+    last_step_loss: Callable[[nn.Module, Any], Tensor],
+    dtype: torch.dtype = torch.float64,
+) -> list[dict[str, float | int]]:
     """``||dL_T/dh_t||`` for every layer, direction and step t of ``model.rnn``.
 
     last_step_loss(model, batch) runs the model and returns L_T (a scalar). It runs on a copy of
@@ -130,10 +141,21 @@ def recurrent_spectrum(layer: RecurrentLayer) -> list[dict[str, float | int | st
             blocks = weight.split(layer.hidden_size)  # (kH, H) -> k blocks (H, H)
             for gate, block in zip(GATES[len(blocks)], blocks):
                 sigma = torch.linalg.svdvals(block)
-                radius = torch.linalg.eigvals(block).abs().max().item() if block.shape[0] == block.shape[1] \
+                radius = (
+                    torch.linalg.eigvals(block).abs().max().item()
+                    if block.shape[0] == block.shape[1]
                     else float("nan")
-                rows.append({"layer": number, "direction": direction, "gate": gate, "spectral_radius": radius,
-                             "sigma_max": sigma.max().item(), "sigma_min": sigma.min().item()})
+                )
+                rows.append(
+                    {
+                        "layer": number,
+                        "direction": direction,
+                        "gate": gate,
+                        "spectral_radius": radius,
+                        "sigma_max": sigma.max().item(),
+                        "sigma_min": sigma.min().item(),
+                    }
+                )
     return rows
 
 

@@ -52,12 +52,16 @@ def load_vectors(path: str | Path, vocab: Vocabulary, dim: int | None = None) ->
             is_header = number == 1 and len(fields) == 2 and all(f.isdigit() for f in fields)
             d = int(fields[1]) if is_header else len(fields) - 1
             if d < 1 or (dim is not None and d != dim):
-                raise UserError(f"{path}:{number}: vectors of dimension {d}, expected {dim or 'at least 1'}")
+                raise UserError(
+                    f"{path}:{number}: vectors of dimension {d}, expected {dim or 'at least 1'}"
+                )
             weights = torch.zeros(len(vocab), d)
             if is_header:
                 continue
         if len(fields) != d + 1:
-            raise UserError(f"{path}:{number}: expected a word and {d} numbers, found {len(fields)} fields")
+            raise UserError(
+                f"{path}:{number}: expected a word and {d} numbers, found {len(fields)} fields"
+            )
         rows = []
         exact = vocab.stoi.get(fields[0])
         if exact is not None and source[exact] != _EXACT:
@@ -73,7 +77,9 @@ def load_vectors(path: str | Path, vocab: Vocabulary, dim: int | None = None) ->
         raise UserError(f"{path}: no vectors in the file")
     found = [i for i, s in enumerate(source) if s != _MISSING and i != vocab.pad_index]
     if not found:
-        raise UserError(f"{path}: none of the {len(vocab)} vocabulary words has a vector in this file")
+        raise UserError(
+            f"{path}: none of the {len(vocab)} vocabulary words has a vector in this file"
+        )
     missing = [i for i, s in enumerate(source) if s == _MISSING]
     std = weights[found].std(correction=0)
     weights[missing] = torch.randn(len(missing), weights.shape[1]) * std
@@ -94,8 +100,9 @@ def _parse_numbers(fields: list[str], path: Path, number: int) -> list[float]:
     return values
 
 
-def embedding_from_vectors(embedding: torch.nn.Embedding, path: str | Path | None, vocab: Vocabulary,
-                           freeze: bool = False) -> None:
+def embedding_from_vectors(
+    embedding: torch.nn.Embedding, path: str | Path | None, vocab: Vocabulary, freeze: bool = False
+) -> None:
     """Fill ``embedding`` (len(vocab), d) with the vectors of the file at ``path`` (``load_vectors``;
     nothing when path is None), report how many words were found, and freeze it if asked."""
     if path:

@@ -55,8 +55,10 @@ class Diagnosis:
 def diagnosable(cfg: Config, where: str) -> ModuleType:
     kind = task_module(cfg)
     if not hasattr(kind, "diagnostic_batch"):
-        raise UserError(f"{where}: task '{cfg.task}' has no single recurrent stack to diagnose "
-                        "(diagnose supports lm, adding and copy)")
+        raise UserError(
+            f"{where}: task '{cfg.task}' has no single recurrent stack to diagnose "
+            "(diagnose supports lm, adding and copy)"
+        )
     return kind
 
 
@@ -66,7 +68,9 @@ def diagnose(label: str, kind: ModuleType, model: nn.Module, batch: Any) -> Diag
     return Diagnosis(label, flow, recurrent_spectrum(layer), state_eigenvalues(layer).numpy())
 
 
-def fresh_models(config: str, overrides: list[str], cells: list[str], batch_size: int) -> list[Diagnosis]:
+def fresh_models(
+    config: str, overrides: list[str], cells: list[str], batch_size: int
+) -> list[Diagnosis]:
     """One fresh model per cell (or the config's own), each at initialisation."""
     unknown = [c for c in cells if c not in CELLS]
     if unknown:
@@ -102,16 +106,30 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 def write_report(results: list[Diagnosis], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "gradient_flow.csv", csv_text([{"label": r.label, **row} for r in results for row in r.flow]))
-    atomic_write_text(out / "spectrum.csv", csv_text([{"label": r.label, **row} for r in results for row in r.spectrum]))
+    atomic_write_text(
+        out / "gradient_flow.csv",
+        csv_text([{"label": r.label, **row} for r in results for row in r.flow]),
+    )
+    atomic_write_text(
+        out / "spectrum.csv",
+        csv_text([{"label": r.label, **row} for r in results for row in r.spectrum]),
+    )
     curves = {}
     for r in results:
         layers = max(row["layer"] for row in r.flow) + 1
         for layer in range(layers):
-            norms = [row["grad_norm"] for row in r.flow if row["layer"] == layer and row["direction"] == 0]
+            norms = [
+                row["grad_norm"]
+                for row in r.flow
+                if row["layer"] == layer and row["direction"] == 0
+            ]
             curves[r.label + (f", layer {layer + 1}" if layers > 1 else "")] = np.array(norms)
-    gradient_flow_plot(curves, {r.label: r.eigenvalues for r in results}, out / "gradient_flow.png",
-                       title="gradient reaching step t from the loss at the last step")
+    gradient_flow_plot(
+        curves,
+        {r.label: r.eigenvalues for r in results},
+        out / "gradient_flow.png",
+        title="gradient reaching step t from the loss at the last step",
+    )
 
 
 def summary_rows(results: list[Diagnosis]) -> list[dict[str, Any]]:
@@ -120,9 +138,15 @@ def summary_rows(results: list[Diagnosis]) -> list[dict[str, Any]]:
     rows = []
     for r in results:
         first = [row["grad_norm"] for row in r.flow if row["layer"] == 0 and row["direction"] == 0]
-        rows.append({"label": r.label, "grad_T": first[-1], "grad_1": first[0],
-                     "ratio": first[0] / first[-1] if first[-1] else float("nan"),
-                     "radius": float(np.abs(r.eigenvalues).max())})
+        rows.append(
+            {
+                "label": r.label,
+                "grad_T": first[-1],
+                "grad_1": first[0],
+                "ratio": first[0] / first[-1] if first[-1] else float("nan"),
+                "radius": float(np.abs(r.eigenvalues).max()),
+            }
+        )
     return rows
 
 
@@ -134,6 +158,12 @@ def grad_norm_plot(run: str, out: str | Path | None = None) -> Path:
         raise UserError(f"{run}: no step records in metrics.jsonl yet")
     clip = directory.load_config().get("train", {}).get("clip_norm")
     path = Path(out) if out else directory.path / "grad_norm.png"
-    training_curves_plot(np.array([r["step"] for r in steps]), np.array([r["loss"] for r in steps]),
-                         np.array([r["grad_norm"] for r in steps]), path, clip, title=str(run))
+    training_curves_plot(
+        np.array([r["step"] for r in steps]),
+        np.array([r["loss"] for r in steps]),
+        np.array([r["grad_norm"] for r in steps]),
+        path,
+        clip,
+        title=str(run),
+    )
     return path

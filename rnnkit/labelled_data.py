@@ -71,13 +71,19 @@ def read_label_text(path: str | Path) -> list[LabelledText]:
     for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
-        label, separator, text = line.partition("\t") if "\t" in line else line.strip().partition(" ")
+        label, separator, text = (
+            line.partition("\t") if "\t" in line else line.strip().partition(" ")
+        )
         label, text = label.strip(), text.strip()
         if not label:
-            raise UserError(f"{path}:{number}: missing label (expected 'label<TAB>text' or 'label text')")
+            raise UserError(
+                f"{path}:{number}: missing label (expected 'label<TAB>text' or 'label text')"
+            )
         if not separator or not text:
-            raise UserError(f"{path}:{number}: missing text after the label {label!r} "
-                            "(expected 'label<TAB>text' or 'label text')")
+            raise UserError(
+                f"{path}:{number}: missing text after the label {label!r} "
+                "(expected 'label<TAB>text' or 'label text')"
+            )
         examples.append(LabelledText(label, text, number))
     return examples
 
@@ -90,8 +96,10 @@ def read_csv(path: str | Path, label_column: str, text_column: str) -> list[Labe
         columns = {name.strip(): i for i, name in enumerate(header)}
         for name, key in ((label_column, "label_column"), (text_column, "text_column")):
             if name not in columns:
-                raise UserError(f"{path}:1: no column {name!r} (data.{key}) in the header; "
-                                f"columns: {', '.join(repr(c) for c in columns)}")
+                raise UserError(
+                    f"{path}:1: no column {name!r} (data.{key}) in the header; "
+                    f"columns: {', '.join(repr(c) for c in columns)}"
+                )
         label_at, text_at = columns[label_column], columns[text_column]
         examples = []
         start = rows.line_num + 1
@@ -134,7 +142,9 @@ def read_conllu(path: str | Path, tag_column: str = "upos") -> list[TaggedSenten
             continue
         fields = line.split("\t")
         if len(fields) != 10:
-            raise UserError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, found {len(fields)}")
+            raise UserError(
+                f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, found {len(fields)}"
+            )
         word_id = fields[0]
         if "-" in word_id or "." in word_id:  # a multiword token's range, an empty node
             continue
@@ -166,12 +176,18 @@ def read_token_tag(path: str | Path) -> list[TaggedSentence]:
             continue
         fields = [field.strip() for field in line.split("\t")]
         if len(fields) == 1:
-            raise UserError(f"{path}:{number}: token {fields[0]!r} has no tag (expected 'token<TAB>tag')")
+            raise UserError(
+                f"{path}:{number}: token {fields[0]!r} has no tag (expected 'token<TAB>tag')"
+            )
         if len(fields) > 2:
-            raise UserError(f"{path}:{number}: {len(fields) - 1} tags for one token (expected 'token<TAB>tag')")
+            raise UserError(
+                f"{path}:{number}: {len(fields) - 1} tags for one token (expected 'token<TAB>tag')"
+            )
         if not fields[0] or not fields[1]:
-            raise UserError(f"{path}:{number}: empty {'token' if not fields[0] else 'tag'} "
-                            "(expected 'token<TAB>tag')")
+            raise UserError(
+                f"{path}:{number}: empty {'token' if not fields[0] else 'tag'} "
+                "(expected 'token<TAB>tag')"
+            )
         if not tokens:
             first = number
         tokens.append(fields[0])
@@ -186,18 +202,23 @@ def read_tagged(path: str | Path, fmt: str, tag_column: str = "upos") -> list[Ta
         return read_conllu(path, tag_column)
     if fmt == "token_tag":
         return read_token_tag(path)
-    raise UserError(f"{path}: data.format {fmt!r} is for classification; tagging reads conllu or token_tag")
+    raise UserError(
+        f"{path}: data.format {fmt!r} is for classification; tagging reads conllu or token_tag"
+    )
 
 
-def read_classified(path: str | Path, fmt: str, label_column: str = "label",
-                    text_column: str = "text") -> list[LabelledText]:
+def read_classified(
+    path: str | Path, fmt: str, label_column: str = "label", text_column: str = "text"
+) -> list[LabelledText]:
     """Labelled texts from a label_text or CSV file (``fmt`` as ``data.format``)."""
     fmt = resolve_format(fmt, path, "classify")
     if fmt == "label_text":
         return read_label_text(path)
     if fmt == "csv":
         return read_csv(path, label_column, text_column)
-    raise UserError(f"{path}: data.format {fmt!r} is for tagging; classification reads label_text or csv")
+    raise UserError(
+        f"{path}: data.format {fmt!r} is for tagging; classification reads label_text or csv"
+    )
 
 
 def read_splits(data: DataConfig, read: Callable[[str], list[Example]]) -> dict[str, list[Example]]:
@@ -211,7 +232,9 @@ def read_splits(data: DataConfig, read: Callable[[str], list[Example]]) -> dict[
     else:
         cut = int(len(splits["train"]) * (1 - data.valid_fraction))
         if cut == 0 or cut == len(splits["train"]):
-            raise UserError(f"{data.train}: too few examples to hold out {data.valid_fraction:.0%} for validation")
+            raise UserError(
+                f"{data.train}: too few examples to hold out {data.valid_fraction:.0%} for validation"
+            )
         splits["train"], splits["valid"] = splits["train"][:cut], splits["train"][cut:]
     if data.test is not None:
         splits["test"] = read(data.test)

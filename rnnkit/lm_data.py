@@ -47,7 +47,11 @@ class StreamBatches:
     def batch(self, epoch: int, k: int) -> Batch:
         start = k * self.bptt
         steps = min(self.bptt, self.rows.shape[1] - 1 - start)
-        return self.rows[:, start : start + steps], self.rows[:, start + 1 : start + 1 + steps], None
+        return (
+            self.rows[:, start : start + steps],
+            self.rows[:, start + 1 : start + 1 + steps],
+            None,
+        )
 
     def num_tokens(self) -> int:
         return self.rows.shape[0] * (self.rows.shape[1] - 1)
@@ -61,8 +65,18 @@ class SentenceBatches:
     into batches, and the batches shuffled: similar lengths, little padding, random order.
     """
 
-    def __init__(self, lines: list[list[int]], batch_size: int, pad: int, bos: int, eos: int,
-                 shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        lines: list[list[int]],
+        batch_size: int,
+        pad: int,
+        bos: int,
+        eos: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.lines = [line for line in lines if line]
         if not self.lines:
             raise ValueError("no non-empty lines to batch")
@@ -73,8 +87,9 @@ class SentenceBatches:
 
     def _batches(self, epoch: int) -> list[list[int]]:
         if self._order_epoch != epoch:
-            batches = bucketed_batches([len(line) for line in self.lines], self.batch_size, self.seed + epoch,
-                                       self.shuffle)
+            batches = bucketed_batches(
+                [len(line) for line in self.lines], self.batch_size, self.seed + epoch, self.shuffle
+            )
             self._order = rank_share(batches, self.rank, self.world_size)
             self._order_epoch = epoch
         return self._order

@@ -31,8 +31,9 @@ def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return sum(g == p for g, p in zip(gold, predicted)) / len(gold) if gold else 0.0
 
 
-def confusion_matrix(gold: Sequence[str], predicted: Sequence[str],
-                     labels: Sequence[str] | None = None) -> tuple[list[str], list[list[int]]]:
+def confusion_matrix(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] | None = None
+) -> tuple[list[str], list[list[int]]]:
     """(labels, M) with M[i][j] the number of examples of gold label i predicted as j.
 
     labels: the row/column order; by default the labels seen, sorted. Labels met in the data
@@ -97,7 +98,9 @@ def entity_spans(tags: Sequence[str], sentence: int = 0) -> set[Span]:
     return spans
 
 
-def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, float]:
+def entity_scores(
+    gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+) -> dict[str, float]:
     """Micro-averaged entity precision, recall and F1 over sentences of tags (module docstring)."""
     _check(gold, predicted)
     gold_spans: set[Span] = set()
@@ -109,8 +112,11 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     correct = len(gold_spans & predicted_spans)
     precision = correct / len(predicted_spans) if predicted_spans else 0.0
     recall = correct / len(gold_spans) if gold_spans else 0.0
-    return {"entity_precision": precision, "entity_recall": recall,
-            "entity_f1": _f1(correct, len(predicted_spans), len(gold_spans))}
+    return {
+        "entity_precision": precision,
+        "entity_recall": recall,
+        "entity_f1": _f1(correct, len(predicted_spans), len(gold_spans)),
+    }
 
 
 def _f1(true_positive: int, predicted: int, gold: int) -> float:

@@ -28,10 +28,10 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from .batch_order import permutation, rank_share
-
 from rnnkit.errors import UserError
 from rnnkit.textio import read_lines
+
+from .batch_order import permutation, rank_share
 
 Pair = tuple[list[int], list[int]]  # (source ids, target ids), no specials
 
@@ -48,8 +48,10 @@ def read_parallel(source: str | Path, target: str | Path | None = None) -> list[
     if target is not None:
         sources, targets = read_lines(source), read_lines(target)
         if len(sources) != len(targets):
-            raise UserError(f"{source} has {len(sources)} lines but {target} has {len(targets)}: "
-                            "parallel files need one line per sentence, aligned")
+            raise UserError(
+                f"{source} has {len(sources)} lines but {target} has {len(targets)}: "
+                "parallel files need one line per sentence, aligned"
+            )
         return list(zip(sources, targets))
     pairs = []
     for number, line in enumerate(read_lines(source), 1):
@@ -115,14 +117,26 @@ class PairBatches:
     dropped so that every rank takes the same number.
     """
 
-    def __init__(self, pairs: list[Pair], batch_tokens: int | None, batch_size: int | None,
-                 pad: int, bos: int, eos: int, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        pairs: list[Pair],
+        batch_tokens: int | None,
+        batch_size: int | None,
+        pad: int,
+        bos: int,
+        eos: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if not pairs:
             raise ValueError("no pairs to batch")
         size = batch_tokens if batch_tokens is not None else batch_size
         if size is None or size < 1:
-            raise ValueError(f"need a positive batch_tokens or batch_size, not {batch_tokens}, {batch_size}")
+            raise ValueError(
+                f"need a positive batch_tokens or batch_size, not {batch_tokens}, {batch_size}"
+            )
         self.pairs = pairs
         self.pad, self.bos, self.eos = pad, bos, eos
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
@@ -131,7 +145,9 @@ class PairBatches:
         if batch_tokens is not None:
             self._bounds = _cut_by_tokens([max(s, t) + 1 for s, t in lengths], batch_tokens)
         else:
-            self._bounds = [(i, min(i + batch_size, len(pairs))) for i in range(0, len(pairs), batch_size)]
+            self._bounds = [
+                (i, min(i + batch_size, len(pairs))) for i in range(0, len(pairs), batch_size)
+            ]
         if len(self._bounds) < world_size:
             raise ValueError(f"{len(self._bounds)} batches are too few for {world_size} processes")
         self._order_epoch: int | None = None
@@ -140,11 +156,17 @@ class PairBatches:
     def _batches(self, epoch: int) -> list[list[int]]:
         """This rank's batches of the epoch, as lists of indices into ``pairs``."""
         if self._order_epoch != epoch:
-            indices = permutation(len(self.pairs), self.seed + epoch) if self.shuffle else list(range(len(self.pairs)))
+            indices = (
+                permutation(len(self.pairs), self.seed + epoch)
+                if self.shuffle
+                else list(range(len(self.pairs)))
+            )
             indices.sort(key=self._keys.__getitem__)  # stable: shuffled order among equal lengths
             batches = [indices[start:end] for start, end in self._bounds]
             if self.shuffle:
-                batches = [batches[i] for i in permutation(len(batches), self.seed + epoch + 1_000_003)]
+                batches = [
+                    batches[i] for i in permutation(len(batches), self.seed + epoch + 1_000_003)
+                ]
             self._order = rank_share(batches, self.rank, self.world_size)
             self._order_epoch = epoch
         return self._order
@@ -168,8 +190,9 @@ class PairBatches:
         return sum(len(tgt) + 1 for _, tgt in self.pairs)
 
 
-def source_batches(sources: list[list[int]], batch_size: int, pad: int,
-                   eos: int) -> Iterator[tuple[Tensor, Tensor, list[int]]]:
+def source_batches(
+    sources: list[list[int]], batch_size: int, pad: int, eos: int
+) -> Iterator[tuple[Tensor, Tensor, list[int]]]:
     """Sources to translate -> (source (B, S), source_lengths (B,), indices), shortest first.
 
     Padded as in ``PairBatch`` (``<eos>`` appended); sorting by length keeps padding small, and
@@ -203,5 +226,6 @@ def _pad_sources(sources: list[list[int]], pad: int, eos: int) -> tuple[Tensor, 
 
 def _pad(rows: list[list[int]], pad: int) -> Tensor:
     """Non-empty rows of ids -> (B, longest row), padded at the end with ``pad``."""
-    return pad_sequence([torch.tensor(row, dtype=torch.long) for row in rows], batch_first=True,
-                        padding_value=pad)
+    return pad_sequence(
+        [torch.tensor(row, dtype=torch.long) for row in rows], batch_first=True, padding_value=pad
+    )

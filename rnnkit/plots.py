@@ -22,8 +22,13 @@ from .atomic import atomic_write_bytes
 INCHES_PER_TOKEN = 0.35
 
 
-def attention_heatmap(weights: torch.Tensor | np.ndarray, source_tokens: list[str],
-                      target_tokens: list[str], path: str | Path, title: str | None = None) -> None:
+def attention_heatmap(
+    weights: torch.Tensor | np.ndarray,
+    source_tokens: list[str],
+    target_tokens: list[str],
+    path: str | Path,
+    title: str | None = None,
+) -> None:
     """Write a PNG heatmap of a_ts: weights (T, S), rows target tokens, columns source tokens.
 
     The colour scale is fixed to 0..1 so that heatmaps of different sentences compare.
@@ -33,9 +38,13 @@ def attention_heatmap(weights: torch.Tensor | np.ndarray, source_tokens: list[st
     weights = np.asarray(weights)
     expected = (len(target_tokens), len(source_tokens))
     if weights.shape != expected:
-        raise ValueError(f"attention weights of shape {weights.shape} do not match "
-                         f"(len(target_tokens), len(source_tokens)) = {expected}")
-    fig = Figure(figsize=(2.5 + INCHES_PER_TOKEN * expected[1], 1.5 + INCHES_PER_TOKEN * expected[0]))
+        raise ValueError(
+            f"attention weights of shape {weights.shape} do not match "
+            f"(len(target_tokens), len(source_tokens)) = {expected}"
+        )
+    fig = Figure(
+        figsize=(2.5 + INCHES_PER_TOKEN * expected[1], 1.5 + INCHES_PER_TOKEN * expected[0])
+    )
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0)
@@ -57,8 +66,12 @@ def save_png(fig: Figure, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def gradient_flow_plot(curves: dict[str, np.ndarray], eigenvalues: dict[str, np.ndarray],
-                       path: str | Path, title: str | None = None) -> None:
+def gradient_flow_plot(
+    curves: dict[str, np.ndarray],
+    eigenvalues: dict[str, np.ndarray],
+    path: str | Path,
+    title: str | None = None,
+) -> None:
     """Left: ||dL_T/dh_t|| against t on a log scale, one curve per model (curves: label -> (T,)).
     Right: each model's state-carrying recurrent eigenvalues in the complex plane, with the unit
     circle: outside it, gradients may explode; well inside, they vanish."""
@@ -85,8 +98,14 @@ def gradient_flow_plot(curves: dict[str, np.ndarray], eigenvalues: dict[str, np.
     save_png(fig, path)
 
 
-def training_curves_plot(steps: np.ndarray, loss: np.ndarray, grad_norm: np.ndarray, path: str | Path,
-                         clip_norm: float | None = None, title: str | None = None) -> None:
+def training_curves_plot(
+    steps: np.ndarray,
+    loss: np.ndarray,
+    grad_norm: np.ndarray,
+    path: str | Path,
+    clip_norm: float | None = None,
+    title: str | None = None,
+) -> None:
     """A run's training loss and gradient norm (before clipping) per optimizer step, log scale;
     a dashed line marks the clipping threshold."""
     fig = Figure(figsize=(8, 6))
@@ -97,7 +116,13 @@ def training_curves_plot(steps: np.ndarray, loss: np.ndarray, grad_norm: np.ndar
     top.set_ylabel("training loss")
     bottom.plot(steps, np.maximum(grad_norm, 1e-30), linewidth=0.8, color="tab:red")
     if clip_norm is not None:
-        bottom.axhline(clip_norm, linestyle="--", color="black", linewidth=0.8, label=f"clip_norm {clip_norm:g}")
+        bottom.axhline(
+            clip_norm,
+            linestyle="--",
+            color="black",
+            linewidth=0.8,
+            label=f"clip_norm {clip_norm:g}",
+        )
         bottom.legend(fontsize="small")
     bottom.set_yscale("log")
     bottom.set_ylabel("gradient norm")

@@ -30,7 +30,7 @@ LSTM i, f, g, o; GRU r, z, n).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,13 +47,25 @@ def sigmoid(a: Array) -> Array:
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def init_params(cell: str, input_size: int, hidden_size: int, vocab_size: int,
-                rng: np.random.Generator, scale: float = 0.5) -> Params:
+def init_params(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    vocab_size: int,
+    rng: np.random.Generator,
+    scale: float = 0.5,
+) -> Params:
     """Uniform(-scale, scale) weights: ``weight_ih`` (kH, I), ``weight_hh`` (kH, H),
     ``bias_ih``/``bias_hh`` (kH,), ``weight_hy`` (V, H), ``bias_y`` (V,); k gates."""
     k = GATES[cell] * hidden_size
-    shapes = {"weight_ih": (k, input_size), "weight_hh": (k, hidden_size), "bias_ih": (k,),
-              "bias_hh": (k,), "weight_hy": (vocab_size, hidden_size), "bias_y": (vocab_size,)}
+    shapes = {
+        "weight_ih": (k, input_size),
+        "weight_hh": (k, hidden_size),
+        "bias_ih": (k,),
+        "bias_hh": (k,),
+        "weight_hy": (vocab_size, hidden_size),
+        "bias_y": (vocab_size,),
+    }
     return {name: rng.uniform(-scale, scale, shape) for name, shape in shapes.items()}
 
 
@@ -73,6 +85,7 @@ def rnn_forward(act: str) -> Callable[[Params, Array, State], tuple[State, Cache
         a = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
         h_t = np.tanh(a) if act == "tanh" else np.maximum(a, 0.0)
         return (h_t,), (x, h, a, h_t)
+
     return forward
 
 
@@ -80,9 +93,12 @@ def rnn_backward(act: str) -> Callable[[Params, Cache, State, Params], State]:
     def backward(p: Params, cache: Cache, dstate: State, grads: Params) -> State:
         x, h, a, h_t = cache
         (dh_t,) = dstate
-        da = dh_t * ((1.0 - h_t**2) if act == "tanh" else (a > 0))  # tanh' = 1 - tanh^2; relu' = [a > 0]
+        da = dh_t * (
+            (1.0 - h_t**2) if act == "tanh" else (a > 0)
+        )  # tanh' = 1 - tanh^2; relu' = [a > 0]
         _add_linear_grads(grads, da, x, da, h)
         return (da @ p["weight_hh"],)
+
     return backward
 
 
@@ -104,7 +120,9 @@ def lstm_backward(p: Params, cache: Cache, dstate: State, grads: Params) -> Stat
     do = dh_t * tanh_c
     dc = dc_t + dh_t * o * (1.0 - tanh_c**2)  # c_t reaches the loss directly and through h_t
     di, df, dg = dc * g, dc * c, dc * i
-    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)
+    da = np.concatenate(
+        [di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1
+    )
     _add_linear_grads(grads, da, x, da, h)
     return da @ p["weight_hh"], dc * f
 
@@ -139,8 +157,8 @@ def gru_reset_before_forward(p: Params, x: Array, state: State) -> tuple[State, 
     n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)."""
     (h,) = state
     hidden = h.shape[1]
-    w_rz, w_n = p["weight_hh"][: 2 * hidden], p["weight_hh"][2 * hidden:]
-    b_rz, b_n = p["bias_hh"][: 2 * hidden], p["bias_hh"][2 * hidden:]
+    w_rz, w_n = p["weight_hh"][: 2 * hidden], p["weight_hh"][2 * hidden :]
+    b_rz, b_n = p["bias_hh"][: 2 * hidden], p["bias_hh"][2 * hidden :]
     gx = x @ p["weight_ih"].T + p["bias_ih"]  # (B, 3H)
     gx_r, gx_z, gx_n = np.split(gx, 3, axis=1)
     a_r, a_z = np.split(h @ w_rz.T + b_rz, 2, axis=1)
@@ -154,7 +172,7 @@ def gru_reset_before_backward(p: Params, cache: Cache, dstate: State, grads: Par
     x, h, r, z, n = cache
     (dh_t,) = dstate
     hidden = h.shape[1]
-    w_rz, w_n = p["weight_hh"][: 2 * hidden], p["weight_hh"][2 * hidden:]
+    w_rz, w_n = p["weight_hh"][: 2 * hidden], p["weight_hh"][2 * hidden :]
     da_n = dh_t * (1 - z) * (1 - n**2)
     da_z = dh_t * (h - n) * z * (1 - z)
     d_rh = da_n @ w_n  # dL/d(r*h), (B, H)
@@ -182,10 +200,14 @@ def zero_state(cell: str, batch: int, hidden_size: int) -> State:
     return tuple(np.zeros((batch, hidden_size)) for _ in range(2 if cell == "lstm" else 1))
 
 
-def forward(cell: str, p: Params, x: Array, state0: State | None = None) -> tuple[list[State], list[Cache]]:
+def forward(
+    cell: str, p: Params, x: Array, state0: State | None = None
+) -> tuple[list[State], list[Cache]]:
     """Run the cell over x (T, B, I): the states [s_0, s_1, ..., s_T] and the T step caches."""
     step = STEPS[cell][0]
-    states = [state0 if state0 is not None else zero_state(cell, x.shape[1], p["weight_hh"].shape[1])]
+    states = [
+        state0 if state0 is not None else zero_state(cell, x.shape[1], p["weight_hh"].shape[1])
+    ]
     caches = []
     for x_t in x:
         state, cache = step(p, x_t, states[-1])
@@ -208,12 +230,20 @@ def softmax_cross_entropy(logits: Array, y: Array) -> tuple[float, Array]:
 def loss(cell: str, p: Params, x: Array, y: Array, state0: State | None = None) -> float:
     """L = sum_t sum_b -log softmax(W_hy h_t + b_y)[y_t]."""
     states, _ = forward(cell, p, x, state0)
-    return sum(softmax_cross_entropy(s[0] @ p["weight_hy"].T + p["bias_y"], y_t)[0]
-               for s, y_t in zip(states[1:], y))
+    return sum(
+        softmax_cross_entropy(s[0] @ p["weight_hy"].T + p["bias_y"], y_t)[0]
+        for s, y_t in zip(states[1:], y)
+    )
 
 
-def bptt(cell: str, p: Params, x: Array, y: Array, state0: State | None = None,
-         truncate: int | None = None) -> tuple[float, Params]:
+def bptt(
+    cell: str,
+    p: Params,
+    x: Array,
+    y: Array,
+    state0: State | None = None,
+    truncate: int | None = None,
+) -> tuple[float, Params]:
     """The loss and its gradient for every parameter, by backpropagation through time.
 
     x (T, B, I), y (T, B) ints. ``truncate=k``: L_t's gradient flows through steps t..t-k only.

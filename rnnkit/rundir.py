@@ -48,7 +48,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
-from .atomic import fsync_dir, temp_sibling, atomic_write_bytes, atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_text, fsync_dir, temp_sibling
 from .errors import UserError
 from .textio import read_text
 from .tokenizers import SUBWORD_MODEL_FILE, TOKENIZER_FILE
@@ -67,8 +67,16 @@ _CHECKPOINT = re.compile(r"step-(\d{8,})")
 _TEMP_CHECKPOINT = re.compile(r"\.(step-\d{8,})\.[0-9a-f]{8}\.tmp")
 # What ``RunDir.create(overwrite=True)`` deletes; config.yaml last, so that an overwrite killed
 # halfway still leaves a run directory, which the same command can overwrite again.
-_RUN_ENTRIES = (CHECKPOINTS_DIR, TENSORBOARD_DIR, MODEL_FILE, METRICS_FILE, METRICS_CSV_FILE,
-                TOKENIZER_FILE, SUBWORD_MODEL_FILE, CONFIG_FILE)
+_RUN_ENTRIES = (
+    CHECKPOINTS_DIR,
+    TENSORBOARD_DIR,
+    MODEL_FILE,
+    METRICS_FILE,
+    METRICS_CSV_FILE,
+    TOKENIZER_FILE,
+    SUBWORD_MODEL_FILE,
+    CONFIG_FILE,
+)
 # safetensors metadata key: {name: the stored name whose tensor it is} (tied weights).
 _ALIASES = "rnnkit.aliases"
 
@@ -98,7 +106,13 @@ def save_tensors(path: str | Path, tensors: dict[str, Tensor]) -> None:
     names_by_view: dict[tuple, str] = {}
     storages: set[tuple] = set()
     for name, tensor in tensors.items():
-        view = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tensor.stride())
+        view = (
+            tensor.device,
+            tensor.data_ptr(),
+            tensor.dtype,
+            tuple(tensor.shape),
+            tensor.stride(),
+        )
         if view in names_by_view:
             aliases[name] = names_by_view[view]
             continue
@@ -175,8 +189,10 @@ def flatten_state(obj: Any) -> tuple[Any, dict[str, Tensor]]:
             data = torch.tensor(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # a copy
             tag = "$ndarray" if isinstance(value, np.ndarray) else "$numpy_scalar"
             return {tag: add(data), "dtype": array.dtype.str, "shape": list(array.shape)}
-        raise TypeError(f"cannot store a {type(value).__name__} in a checkpoint "
-                        "(only tensors, NumPy arrays and JSON-like values)")
+        raise TypeError(
+            f"cannot store a {type(value).__name__} in a checkpoint "
+            "(only tensors, NumPy arrays and JSON-like values)"
+        )
 
     return encode(obj), tensors
 
@@ -234,11 +250,14 @@ class RunDir:
             raise UserError(f"{path}: exists and is not a directory; choose another --run-dir")
         if path.is_dir() and any(path.iterdir()):
             if not _is_run_dir(path):
-                raise UserError(f"{path}: not empty and not an rnnkit run directory; "
-                                "choose another --run-dir")
+                raise UserError(
+                    f"{path}: not empty and not an rnnkit run directory; choose another --run-dir"
+                )
             if not overwrite:
-                raise UserError(f"{path}: already a run directory; use --resume to continue it, "
-                                "--overwrite to replace it, or choose another --run-dir")
+                raise UserError(
+                    f"{path}: already a run directory; use --resume to continue it, "
+                    "--overwrite to replace it, or choose another --run-dir"
+                )
             for name in _RUN_ENTRIES:
                 entry = path / name
                 if entry.is_dir() and not entry.is_symlink():
@@ -266,8 +285,9 @@ class RunDir:
     # -- config and weights -----------------------------------------------------------------
     def save_config(self, config: dict[str, Any]) -> None:
         """Write config.yaml, keys in the given order."""
-        atomic_write_text(self.file(CONFIG_FILE),
-                          yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        atomic_write_text(
+            self.file(CONFIG_FILE), yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        )
 
     def load_config(self) -> dict[str, Any]:
         """config.yaml as a dict; UserError naming the file if it is unreadable or not a mapping."""
@@ -313,8 +333,9 @@ class RunDir:
         else:
             records = self.read_metrics()
             self._csv_columns = list(dict.fromkeys(key for r in records for key in r))
-            atomic_write_text(self.file(METRICS_CSV_FILE),
-                              _csv_text(self._csv_columns, records, header=True))
+            atomic_write_text(
+                self.file(METRICS_CSV_FILE), _csv_text(self._csv_columns, records, header=True)
+            )
 
     def keep_metrics(self, count: int) -> None:
         """Keep the first ``count`` records of metrics.jsonl (those a checkpoint saw written),
@@ -326,7 +347,9 @@ class RunDir:
         records = records[:count]
         atomic_write_text(self.file(METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))
         self._csv_columns = list(dict.fromkeys(key for r in records for key in r))
-        atomic_write_text(self.file(METRICS_CSV_FILE), _csv_text(self._csv_columns, records, header=True))
+        atomic_write_text(
+            self.file(METRICS_CSV_FILE), _csv_text(self._csv_columns, records, header=True)
+        )
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The records of metrics.jsonl ([] if there is none yet), skipping a last line torn by
@@ -347,8 +370,13 @@ class RunDir:
         return records
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save_checkpoint(self, step: int, model_state: dict[str, Tensor], trainer_state: dict[str, Any],
-                        keep: int = 2) -> None:
+    def save_checkpoint(
+        self,
+        step: int,
+        model_state: dict[str, Tensor],
+        trainer_state: dict[str, Any],
+        keep: int = 2,
+    ) -> None:
         """Write checkpoints/step-XXXXXXXX/, point LATEST at it, and delete all but the ``keep``
         newest checkpoints (by step; the one LATEST names is always kept).
 
@@ -375,8 +403,11 @@ class RunDir:
         os.rename(tmp, final)
         fsync_dir(checkpoints)
         self._set_latest(name)
-        numbered = sorted((int(m[1]), entry) for entry in checkpoints.iterdir()
-                          if (m := _CHECKPOINT.fullmatch(entry.name)) and entry.is_dir())
+        numbered = sorted(
+            (int(m[1]), entry)
+            for entry in checkpoints.iterdir()
+            if (m := _CHECKPOINT.fullmatch(entry.name)) and entry.is_dir()
+        )
         for _, entry in numbered[:-keep]:
             if entry.name != name:
                 _discard(entry)
@@ -399,8 +430,9 @@ class RunDir:
         try:
             trainer_state = unflatten_state(json.loads(read_text(path)), tensors)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise UserError(f"{path}: not a trainer state "
-                            f"({type(e).__name__}: {_first_line(e)})") from None
+            raise UserError(
+                f"{path}: not a trainer state ({type(e).__name__}: {_first_line(e)})"
+            ) from None
         return model_state, trainer_state
 
     def _checkpoint_dir(self, name: str) -> Path:
@@ -446,8 +478,12 @@ def _csv_text(columns: list[str], records: list[dict[str, Any]], header: bool) -
     if header:
         writer.writeheader()
     for record in records:
-        writer.writerow({key: json.dumps(value) if isinstance(value, (list, dict)) else value
-                         for key, value in record.items()})
+        writer.writerow(
+            {
+                key: json.dumps(value) if isinstance(value, (list, dict)) else value
+                for key, value in record.items()
+            }
+        )
     return out.getvalue()
 
 

@@ -24,7 +24,7 @@ beam search: ``beam_search(step, first_logits, state, beam_size=5, max_tokens=10
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +47,12 @@ def reorder_state(state: State, index: Tensor, batch_dim: int = 1) -> State:
         return state.index_select(batch_dim, index)
     if isinstance(state, (tuple, list)):
         items = [reorder_state(s, index, batch_dim) for s in state]
-        return type(state)(*items) if hasattr(state, "_fields") else type(state)(items)  # NamedTuple
-    raise TypeError(f"reorder_state: a state holds tensors, tuples and lists, not {type(state).__name__}")
+        return (
+            type(state)(*items) if hasattr(state, "_fields") else type(state)(items)
+        )  # NamedTuple
+    raise TypeError(
+        f"reorder_state: a state holds tensors, tuples and lists, not {type(state).__name__}"
+    )
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
@@ -85,8 +89,13 @@ def _check_sampling(temperature: float, top_k: int, top_p: float) -> None:
         raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
 
 
-def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                generator: torch.Generator | None = None) -> Tensor:
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """One token per row: logits (N, V) -> (N,) long.
 
     Draws from ``softmax(filter_logits(logits / temperature))``; temperature < 1 sharpens the
@@ -100,13 +109,22 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p:
 
 
 def _cut_at_eos(rows: list[list[int]], eos: int | None) -> list[list[int]]:
-    return [row[:row.index(eos)] if eos in row else row for row in rows]
+    return [row[: row.index(eos)] if eos in row else row for row in rows]
 
 
 @torch.no_grad()
-def sample(step_fn: StepFn, first_logits: Tensor, state: State, max_tokens: int, *,
-           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos: int | None = None,
-           generator: torch.Generator | None = None) -> list[list[int]]:
+def sample(
+    step_fn: StepFn,
+    first_logits: Tensor,
+    state: State,
+    max_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    eos: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """N independent samples of at most ``max_tokens`` tokens each, ``eos`` excluded.
 
     first_logits: (N, V), the logits after the prompt; state: the state after the prompt, with
@@ -133,8 +151,9 @@ def sample(step_fn: StepFn, first_logits: Tensor, state: State, max_tokens: int,
     return _cut_at_eos(torch.stack(steps, dim=1).tolist(), eos)
 
 
-def greedy(step_fn: StepFn, first_logits: Tensor, state: State, max_tokens: int,
-           eos: int | None = None) -> list[list[int]]:
+def greedy(
+    step_fn: StepFn, first_logits: Tensor, state: State, max_tokens: int, eos: int | None = None
+) -> list[list[int]]:
     """The most probable next token at every step: ``sample`` at temperature 0.
 
     first_logits: (N, V); returns N token lists, ``eos`` excluded.
@@ -160,17 +179,28 @@ def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
     """
     log_probs = log_probs.clone()
     for row, tokens in enumerate(history.tolist()):
-        prefix = tokens[len(tokens) - n + 1:]
-        banned = [tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tokens[i:i + n - 1] == prefix]
+        prefix = tokens[len(tokens) - n + 1 :]
+        banned = [
+            tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tokens[i : i + n - 1] == prefix
+        ]
         log_probs[row, banned] = float("-inf")
     return log_probs
 
 
 @torch.no_grad()
-def beam_search(step_fn: StepFn, first_logits: Tensor, state: State, beam_size: int,
-                max_tokens: int | Tensor, *, eos: int | None = None, length_penalty: float = 0.0,
-                n_best: int = 1, block_ngram_repeat: int = 0,
-                batch_dim: int = 1) -> list[list[tuple[list[int], float]]]:
+def beam_search(
+    step_fn: StepFn,
+    first_logits: Tensor,
+    state: State,
+    beam_size: int,
+    max_tokens: int | Tensor,
+    *,
+    eos: int | None = None,
+    length_penalty: float = 0.0,
+    n_best: int = 1,
+    block_ngram_repeat: int = 0,
+    batch_dim: int = 1,
+) -> list[list[tuple[list[int], float]]]:
     """Batched beam search: for each of B inputs, the ``n_best`` best (tokens, score), best first.
 
     first_logits: (B, V); state: batch B at ``batch_dim``; max_tokens: an int, or (B,) per-input
@@ -206,7 +236,9 @@ def beam_search(step_fn: StepFn, first_logits: Tensor, state: State, beam_size: 
     # Each input starts as K copies of itself; only copy 0 is live (the others score -inf),
     # or the first step would pick the same token K times.
     logits = first_logits.repeat_interleave(K, dim=0)  # (B*K, V)
-    state = reorder_state(state, torch.arange(batch_size, device=device).repeat_interleave(K), batch_dim)
+    state = reorder_state(
+        state, torch.arange(batch_size, device=device).repeat_interleave(K), batch_dim
+    )
     scores = torch.full((batch_size, K), float("-inf"), device=device)  # (n, K) for n active inputs
     scores[:, 0] = 0.0
     history = torch.zeros(batch_size * K, 0, dtype=torch.long, device=device)  # (n*K, t)
@@ -221,10 +253,14 @@ def beam_search(step_fn: StepFn, first_logits: Tensor, state: State, beam_size: 
         log_probs = F.log_softmax(logits.float(), dim=-1)  # (n*K, V), float32 even for half models
         if block_ngram_repeat:
             log_probs = block_repeated_ngrams(log_probs, history, block_ngram_repeat)
-        candidates = (scores.unsqueeze(-1) + log_probs.view(n, K, vocab_size)).view(n, K * vocab_size)
+        candidates = (scores.unsqueeze(-1) + log_probs.view(n, K, vocab_size)).view(
+            n, K * vocab_size
+        )
         top_scores, top_ids = candidates.topk(width, dim=-1)  # (n, width), best first
         tokens = top_ids % vocab_size  # (n, width)
-        parents = top_ids // vocab_size + K * torch.arange(n, device=device).unsqueeze(1)  # rows in n*K
+        parents = top_ids // vocab_size + K * torch.arange(n, device=device).unsqueeze(
+            1
+        )  # rows in n*K
         ends = tokens == eos if eos is not None else torch.zeros_like(tokens, dtype=torch.bool)
         at_limit = max_len[active] == t + 1  # (n,)
 
@@ -249,4 +285,6 @@ def beam_search(step_fn: StepFn, first_logits: Tensor, state: State, beam_size: 
         active = active[keep]
         logits, state = step_fn(next_tokens, reorder_state(state, parents, batch_dim))
 
-    return [sorted(hypotheses, key=lambda h: h[1], reverse=True)[:n_best] for hypotheses in finished]
+    return [
+        sorted(hypotheses, key=lambda h: h[1], reverse=True)[:n_best] for hypotheses in finished
+    ]

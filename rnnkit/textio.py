@@ -33,7 +33,9 @@ def read_text(path: str | Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line_start = data.rfind(b"\n", 0, e.start) + 1
-        raise _invalid_utf8(path, data.count(b"\n", 0, e.start) + 1, data[line_start : e.start + 1]) from None
+        raise _invalid_utf8(
+            path, data.count(b"\n", 0, e.start) + 1, data[line_start : e.start + 1]
+        ) from None
     if not text.strip():
         raise UserError(f"{path}: file is empty")
     return text.replace("\r\n", "\n")

@@ -58,8 +58,13 @@ class Vocabulary:
         self.stoi = {token: i for i, token in enumerate(itos)}
 
     @classmethod
-    def build(cls, counts: Counter[str], specials: list[str], max_size: int | None = None,
-              min_freq: int = 1) -> Vocabulary:
+    def build(
+        cls,
+        counts: Counter[str],
+        specials: list[str],
+        max_size: int | None = None,
+        min_freq: int = 1,
+    ) -> Vocabulary:
         """specials, then the tokens seen at least ``min_freq`` times by descending count, ties in
         alphabetical order (the same text always gives the same indices), cut to ``max_size``
         entries in all, specials included.
@@ -68,10 +73,14 @@ class Vocabulary:
         index and is not counted again as an ordinary token.
         """
         if max_size is not None and max_size <= len(specials):
-            raise UserError(f"vocabulary max_size {max_size} leaves no room beside the "
-                            f"{len(specials)} special tokens {specials}")
-        ordinary = sorted((t for t, n in counts.items() if n >= min_freq and t not in specials),
-                          key=lambda t: (-counts[t], t))
+            raise UserError(
+                f"vocabulary max_size {max_size} leaves no room beside the "
+                f"{len(specials)} special tokens {specials}"
+            )
+        ordinary = sorted(
+            (t for t, n in counts.items() if n >= min_freq and t not in specials),
+            key=lambda t: (-counts[t], t),
+        )
         if max_size is not None:
             ordinary = ordinary[: max_size - len(specials)]
         return cls(specials + ordinary)
@@ -158,9 +167,15 @@ class Tokenizer(ABC):
 
     def save(self, directory: Path) -> None:
         """Write ``directory/tokenizer.json``: ``{"kind", "options", "vocabulary"}``."""
-        document = {"kind": self.kind, "options": self.options(), "vocabulary": self.vocab.to_json()}
-        atomic_write_bytes(Path(directory) / TOKENIZER_FILE,
-                            json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
+        document = {
+            "kind": self.kind,
+            "options": self.options(),
+            "vocabulary": self.vocab.to_json(),
+        }
+        atomic_write_bytes(
+            Path(directory) / TOKENIZER_FILE,
+            json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"),
+        )
 
     @classmethod
     def _load(cls, directory: Path, vocab: Vocabulary, options: dict[str, Any]) -> Tokenizer:
@@ -185,8 +200,13 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     @classmethod
-    def train(cls, text: str, max_size: int | None = None, min_freq: int = 1,
-              sentence_markers: bool = False) -> CharTokenizer:
+    def train(
+        cls,
+        text: str,
+        max_size: int | None = None,
+        min_freq: int = 1,
+        sentence_markers: bool = False,
+    ) -> CharTokenizer:
         """``sentence_markers``: add ``<eos>`` and ``<bos>`` (a translation target needs them)."""
         specials = [PAD, UNK, EOS, BOS] if sentence_markers else [PAD, UNK]
         return cls(Vocabulary.build(Counter(text), specials, max_size, min_freq))
@@ -219,10 +239,20 @@ class WordTokenizer(Tokenizer):
         self.lowercase, self.normalize = lowercase, normalize
 
     @classmethod
-    def train(cls, text: str, max_size: int | None = None, min_freq: int = 1,
-              lowercase: bool = False, normalize: bool = False) -> WordTokenizer:
+    def train(
+        cls,
+        text: str,
+        max_size: int | None = None,
+        min_freq: int = 1,
+        lowercase: bool = False,
+        normalize: bool = False,
+    ) -> WordTokenizer:
         words = cls.words(text, lowercase, normalize)
-        return cls(Vocabulary.build(Counter(words), [PAD, UNK, EOS, BOS], max_size, min_freq), lowercase, normalize)
+        return cls(
+            Vocabulary.build(Counter(words), [PAD, UNK, EOS, BOS], max_size, min_freq),
+            lowercase,
+            normalize,
+        )
 
     @staticmethod
     def words(text: str, lowercase: bool, normalize: bool) -> list[str]:
@@ -256,11 +286,16 @@ class SubwordTokenizer(Tokenizer):
         """model: the serialized sentencepiece model (the bytes of ``tokenizer.model``)."""
         self.model = model
         self.processor = spm.SentencePieceProcessor(model_proto=model)
-        super().__init__(Vocabulary([self.processor.id_to_piece(i)
-                                     for i in range(self.processor.get_piece_size())]))
+        super().__init__(
+            Vocabulary(
+                [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
+            )
+        )
 
     @classmethod
-    def train(cls, text: str, vocab_size: int = 8000, model_type: str = "unigram") -> SubwordTokenizer:
+    def train(
+        cls, text: str, vocab_size: int = 8000, model_type: str = "unigram"
+    ) -> SubwordTokenizer:
         """Train on the lines of ``text``, in memory (no files written).
 
         ``vocab_size`` is a hard limit: a text too small to fill it (or with more distinct
@@ -268,23 +303,40 @@ class SubwordTokenizer(Tokenizer):
         "Please set it to a value <= 330", rather than silently giving a smaller vocabulary.
         """
         if model_type not in cls.MODEL_TYPES:
-            raise UserError(f"unknown subword model_type {model_type!r}; "
-                            f"choose one of {', '.join(cls.MODEL_TYPES)}")
+            raise UserError(
+                f"unknown subword model_type {model_type!r}; "
+                f"choose one of {', '.join(cls.MODEL_TYPES)}"
+            )
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=(line for line in split_lines(text) if line.strip()),
-                model_writer=model, vocab_size=vocab_size, model_type=model_type,
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type=model_type,
                 character_coverage=1.0,
-                pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-                pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
+                pad_id=0,
+                unk_id=1,
+                bos_id=2,
+                eos_id=3,
+                pad_piece=PAD,
+                unk_piece=UNK,
+                bos_piece=BOS,
+                eos_piece=EOS,
                 # the default (4192 bytes) silently drops longer lines, i.e. paragraph-per-line corpora
                 max_sentence_length=1 << 20,
                 # every sentence is used (no sampling), so training is deterministic
-                input_sentence_size=0, num_threads=2, minloglevel=2)
+                input_sentence_size=0,
+                num_threads=2,
+                minloglevel=2,
+            )
         except RuntimeError as e:
-            reason = str(e).split("] ")[-1].replace("\n", " ")  # drop sentencepiece's source location
-            raise UserError(f"subword tokenizer (vocab_size {vocab_size}, {model_type}): {reason}") from None
+            reason = (
+                str(e).split("] ")[-1].replace("\n", " ")
+            )  # drop sentencepiece's source location
+            raise UserError(
+                f"subword tokenizer (vocab_size {vocab_size}, {model_type}): {reason}"
+            ) from None
         return cls(model.getvalue())
 
     def encode(self, text: str) -> list[int]:
@@ -313,12 +365,22 @@ class SubwordTokenizer(Tokenizer):
 
 
 _TOKENIZERS: dict[str, type[Tokenizer]] = {
-    t.kind: t for t in (CharTokenizer, WordTokenizer, SubwordTokenizer)}
+    t.kind: t for t in (CharTokenizer, WordTokenizer, SubwordTokenizer)
+}
 
 
-def build_tokenizer(kind: str, text: str, *, max_size: int | None = None, min_freq: int = 1,
-                    lowercase: bool = False, normalize: bool = False, vocab_size: int = 8000,
-                    model_type: str = "unigram", sentence_markers: bool = False) -> Tokenizer:
+def build_tokenizer(
+    kind: str,
+    text: str,
+    *,
+    max_size: int | None = None,
+    min_freq: int = 1,
+    lowercase: bool = False,
+    normalize: bool = False,
+    vocab_size: int = 8000,
+    model_type: str = "unigram",
+    sentence_markers: bool = False,
+) -> Tokenizer:
     """Train a tokenizer of ``kind`` on the training text.
 
     max_size, min_freq: char and word vocabularies (max_size counts the specials);
@@ -336,9 +398,17 @@ def build_tokenizer(kind: str, text: str, *, max_size: int | None = None, min_fr
 
 def tokenizer_from_config(data: DataConfig, text: str, sentence_markers: bool = False) -> Tokenizer:
     """``build_tokenizer`` with the ``data.*`` keys of a config."""
-    return build_tokenizer(data.tokenizer, text, max_size=data.max_size, min_freq=data.min_freq,
-                           lowercase=data.lowercase, normalize=data.normalize, vocab_size=data.vocab_size,
-                           model_type=data.subword_model, sentence_markers=sentence_markers)
+    return build_tokenizer(
+        data.tokenizer,
+        text,
+        max_size=data.max_size,
+        min_freq=data.min_freq,
+        lowercase=data.lowercase,
+        normalize=data.normalize,
+        vocab_size=data.vocab_size,
+        model_type=data.subword_model,
+        sentence_markers=sentence_markers,
+    )
 
 
 def load_tokenizer(directory: Path) -> Tokenizer:
@@ -351,8 +421,9 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     try:
         kind = document["kind"]
         if kind not in _TOKENIZERS:
-            raise UserError(f"{path}: unknown tokenizer kind {kind!r}; "
-                            f"expected one of {', '.join(_TOKENIZERS)}")
+            raise UserError(
+                f"{path}: unknown tokenizer kind {kind!r}; expected one of {', '.join(_TOKENIZERS)}"
+            )
         cls = _TOKENIZERS[kind]
         vocab = Vocabulary.from_json(document["vocabulary"])
         options = document["options"]

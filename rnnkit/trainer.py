@@ -116,7 +116,11 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
@@ -131,8 +135,14 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 class Trainer:
-    def __init__(self, task: TrainingTask, cfg: TrainConfig, run: RunDir | None, env: Distributed,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        task: TrainingTask,
+        cfg: TrainConfig,
+        run: RunDir | None,
+        env: Distributed,
+        device: torch.device,
+    ) -> None:
         self.task, self.cfg, self.run, self.env, self.device = task, cfg, run, env, device
         self.model = wrap_model(task.model, env, device)
         self.params = [p for p in task.model.parameters() if p.requires_grad]
@@ -151,7 +161,9 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise UserError("train.tensorboard: needs the tensorboard package (pip install tensorboard)") from None
+            raise UserError(
+                "train.tensorboard: needs the tensorboard package (pip install tensorboard)"
+            ) from None
         return SummaryWriter(str(self.run.file(TENSORBOARD_DIR)))
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -162,10 +174,16 @@ class Trainer:
             dist.all_gather_object(ranks, mine)
         return {
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
-            "best": self.best, "bad_epochs": self.bad_epochs, "plateau_scale": self.plateau_scale,
-            "epoch_loss": self.epoch_loss, "epoch_tokens": self.epoch_tokens,
-            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            "world_size": self.env.world_size, "ranks": ranks, "metrics_written": self.metrics_written,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "plateau_scale": self.plateau_scale,
+            "epoch_loss": self.epoch_loss,
+            "epoch_tokens": self.epoch_tokens,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "world_size": self.env.world_size,
+            "ranks": ranks,
+            "metrics_written": self.metrics_written,
         }
 
     def checkpoint(self) -> None:
@@ -176,8 +194,10 @@ class Trainer:
 
     def resume(self, model_state: dict[str, Tensor], state: dict[str, Any]) -> None:
         if state["world_size"] != self.env.world_size:
-            raise UserError(f"checkpoint was written by {state['world_size']} process(es); "
-                            f"resume with the same number (now {self.env.world_size})")
+            raise UserError(
+                f"checkpoint was written by {state['world_size']} process(es); "
+                f"resume with the same number (now {self.env.world_size})"
+            )
         self.task.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -218,8 +238,10 @@ class Trainer:
         loss = loss_sum / (tokens if self.cfg.loss_average == "token" else sequences)
         value = loss_sum.item() / tokens
         if not math.isfinite(value):
-            raise TrainingDiverged(f"step {self.step + 1}: the loss is {value}; stopped. The last good "
-                                   "checkpoint is kept; try a smaller train.lr or train.clip_norm")
+            raise TrainingDiverged(
+                f"step {self.step + 1}: the loss is {value}; stopped. The last good "
+                "checkpoint is kept; try a smaller train.lr or train.clip_norm"
+            )
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         if self.cfg.clip_value is not None:
@@ -236,15 +258,27 @@ class Trainer:
         if self.batch == 0:
             self.task.start_epoch(self.epoch)
         start, tokens_before = time.perf_counter(), self.epoch_tokens
-        bar = tqdm(total=total, initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
-                   disable=None if (self.cfg.progress and self.env.is_main) else True, leave=False)
+        bar = tqdm(
+            total=total,
+            initial=self.batch,
+            desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+            disable=None if (self.cfg.progress and self.env.is_main) else True,
+            leave=False,
+        )
         for k in range(self.batch, total):
             loss_sum, tokens, norm = self.train_step(k)
             self.step, self.batch = self.step + 1, k + 1
             self.epoch_loss += loss_sum
             self.epoch_tokens += tokens
-            self.log({"kind": "step", "step": self.step, "loss": loss_sum / tokens, "grad_norm": norm,
-                      "lr": self.optimizer.param_groups[0]["lr"]})
+            self.log(
+                {
+                    "kind": "step",
+                    "step": self.step,
+                    "loss": loss_sum / tokens,
+                    "grad_norm": norm,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                }
+            )
             bar.update(1)
             if self.step % self.cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss_sum / tokens:.3f}", norm=f"{norm:.2f}")
@@ -254,7 +288,9 @@ class Trainer:
                 break
         bar.close()
         seconds = time.perf_counter() - start
-        self.tokens_per_second = (self.epoch_tokens - tokens_before) * self.env.world_size / max(seconds, 1e-9)
+        self.tokens_per_second = (
+            (self.epoch_tokens - tokens_before) * self.env.world_size / max(seconds, 1e-9)
+        )
         return seconds
 
     def end_epoch(self, seconds: float) -> bool:
@@ -272,19 +308,33 @@ class Trainer:
             if self.cfg.lr_schedule == "plateau" and self.bad_epochs > self.cfg.plateau_patience:
                 self.plateau_scale *= self.cfg.lr_decay
         train_loss = self.epoch_loss / max(self.epoch_tokens, 1)
-        record = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.step, "train_loss": train_loss,
-                  "train_ppl": math.exp(min(train_loss, 50)), **{f"valid_{k}": v for k, v in metrics.items()},
-                  "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds,
-                  "tokens_per_s": self.tokens_per_second}
+        record = {
+            "kind": "epoch",
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            "train_loss": train_loss,
+            "train_ppl": math.exp(min(train_loss, 50)),
+            **{f"valid_{k}": v for k, v in metrics.items()},
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "tokens_per_s": self.tokens_per_second,
+        }
         self.log(record)
         if self.env.is_main:
-            tqdm.write(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                  for k, v in record.items() if k != "kind"))
+            tqdm.write(
+                " | ".join(
+                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in record.items()
+                    if k != "kind"
+                )
+            )
         self.epoch, self.batch, self.epoch_loss, self.epoch_tokens = self.epoch + 1, 0, 0.0, 0
         self.checkpoint()
         patience = self.cfg.early_stopping
         target = self.cfg.target_score
-        reached = target is not None and (value >= target if self.task.higher_is_better else value <= target)
+        reached = target is not None and (
+            value >= target if self.task.higher_is_better else value <= target
+        )
         return not (reached or (patience is not None and self.bad_epochs >= patience))
 
     def fit(self) -> dict[str, Any]:
@@ -297,10 +347,15 @@ class Trainer:
                 break
         digests = gather_digests(self.task.model, self.env)
         best = -self.best if self.task.higher_is_better else self.best
-        summary = {"kind": "summary", "step": self.step, "epochs": self.epoch,
-                   f"best_valid_{self.task.best_metric}": best,
-                   "seconds": time.perf_counter() - start, "world_size": self.env.world_size,
-                   "weights_digests": digests}
+        summary = {
+            "kind": "summary",
+            "step": self.step,
+            "epochs": self.epoch,
+            f"best_valid_{self.task.best_metric}": best,
+            "seconds": time.perf_counter() - start,
+            "world_size": self.env.world_size,
+            "weights_digests": digests,
+        }
         self.log(summary)
         self.flush_metrics()
         if self.writer:

@@ -29,8 +29,14 @@ from .tasks.lm import LanguageModelScorer, read_splits
 from .textio import read_text
 from .trainer import Trainer
 
-TASKS: dict[str, ModuleType] = {"lm": lm, "translate": translate, "adding": long_range, "copy": long_range,
-                                "classify": classify, "tag": tag}
+TASKS: dict[str, ModuleType] = {
+    "lm": lm,
+    "translate": translate,
+    "adding": long_range,
+    "copy": long_range,
+    "classify": classify,
+    "tag": tag,
+}
 
 
 def select_device(spec: str, env: Distributed = Distributed()) -> torch.device:
@@ -57,16 +63,27 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def train(cfg: Config | None, *, resume: str | Path | None = None, overwrite: bool = False,
-          overrides: list[str] = ()) -> dict[str, Any]:
+def train(
+    cfg: Config | None,
+    *,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    overrides: list[str] = (),
+) -> dict[str, Any]:
     """Train a fresh run in ``cfg.run_dir``, or continue the run at ``resume`` exactly where
     its last checkpoint left it (its own config, with ``overrides`` applied)."""
     run = None
     if resume is not None:
         run = RunDir.open(resume)
-        cfg = override_config(config_from_dict(run.load_config(), str(run.path / "config.yaml")), overrides)
-    kind = "cuda" if cfg.train.device.startswith("cuda") or (
-        cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+        cfg = override_config(
+            config_from_dict(run.load_config(), str(run.path / "config.yaml")), overrides
+        )
+    kind = (
+        "cuda"
+        if cfg.train.device.startswith("cuda")
+        or (cfg.train.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
     env = setup_distributed(kind)
     try:
         summary = _train(cfg, env, run, overwrite)
@@ -123,13 +140,15 @@ def load_run(path: str | Path, device: str = "cpu") -> tuple[Config, Any, nn.Mod
     try:
         model.load_state_dict(run.load_model_state())
     except RuntimeError as e:
-        raise UserError(f"{run.path / 'model.safetensors'}: does not fit the config "
-                        f"({str(e).splitlines()[0]})") from None
+        raise UserError(
+            f"{run.path / 'model.safetensors'}: does not fit the config ({str(e).splitlines()[0]})"
+        ) from None
     return cfg, tokenizers, model.to(select_device(device)).eval()
 
 
-def evaluate_run(path: str | Path, split: str = "test", data: str | Path | None = None,
-                 device: str = "cpu") -> dict[str, float]:
+def evaluate_run(
+    path: str | Path, split: str = "test", data: str | Path | None = None, device: str = "cpu"
+) -> dict[str, float]:
     """Loss, perplexity (and bits per character) of a language model on a split or a file; the
     MSE (adding) or loss and accuracy (copy) of a long-range run on its held-out split."""
     cfg, tokenizer, model = load_run(path, device)
@@ -137,7 +156,9 @@ def evaluate_run(path: str | Path, split: str = "test", data: str | Path | None 
         if data is not None:
             raise UserError(f"{path}: a {cfg.task} run generates its data; use --split valid|test")
         splits = long_range.read_data(cfg)
-        return long_range.LongRangeTask(cfg, model, splits, select_device(device)).score(splits[split])
+        return long_range.LongRangeTask(cfg, model, splits, select_device(device)).score(
+            splits[split]
+        )
     require_task(cfg, "lm", path)
     if data is not None:
         text = read_text(data)
@@ -155,9 +176,14 @@ def require_task(cfg: Config, task: str, path: str | Path) -> None:
         raise UserError(f"{path}: a {cfg.task} run; this needs a {task} run")
 
 
-def evaluate_translation(path: str | Path, split: str = "test", source: str | Path | None = None,
-                         reference: str | Path | None = None, beam_size: int | None = None,
-                         device: str = "cpu") -> dict[str, Any]:
+def evaluate_translation(
+    path: str | Path,
+    split: str = "test",
+    source: str | Path | None = None,
+    reference: str | Path | None = None,
+    beam_size: int | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """BLEU and chrF (sacrebleu, with signatures) of a translation run on a split, or on a
     source file against a reference file (line-aligned)."""
     cfg, tokenizers, model = load_run(path, device)
@@ -171,13 +197,15 @@ def evaluate_translation(path: str | Path, split: str = "test", source: str | Pa
         if split not in splits:
             raise UserError(f"{path}: the run has no {split} data; pass --src FILE --ref FILE")
         pairs, name = splits[split], split
-    hypotheses = translate.translate_texts(model, tokenizers, [s for s, _ in pairs], cfg, select_device(device),
-                                           beam_size, name=name)
+    hypotheses = translate.translate_texts(
+        model, tokenizers, [s for s, _ in pairs], cfg, select_device(device), beam_size, name=name
+    )
     return translate.corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])
 
 
-def evaluate_labelled(path: str | Path, split: str = "test", data: str | Path | None = None,
-                      device: str = "cpu") -> dict[str, Any]:
+def evaluate_labelled(
+    path: str | Path, split: str = "test", data: str | Path | None = None, device: str = "cpu"
+) -> dict[str, Any]:
     """A classify run's loss, accuracy, macro-F1 and confusion matrix, or a tag run's loss, token
     accuracy (and entity P/R/F1 for BIO/IOBES tags), on a split or on a labelled file."""
     cfg, tokenizers, model = load_run(path, device)
@@ -191,4 +219,6 @@ def evaluate_labelled(path: str | Path, split: str = "test", data: str | Path | 
         if split not in splits:
             raise UserError(f"{path}: the run has no {split} data; pass --data FILE")
         examples, name = splits[split], str(getattr(cfg.data, split) or cfg.data.train)
-    return kind.evaluate(model, tokenizers, examples, select_device(device), name, cfg.data.eval_batch_size)
+    return kind.evaluate(
+        model, tokenizers, examples, select_device(device), name, cfg.data.eval_batch_size
+    )

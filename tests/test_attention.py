@@ -41,7 +41,9 @@ def hand_score(att: Attention, h_t: torch.Tensor, h_s: torch.Tensor) -> float:
     return float(att.v.weight[0] @ torch.tanh(att.W_1.weight @ h_t + att.W_2.weight @ h_s))
 
 
-def hand_attention(att: Attention, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None):
+def hand_attention(
+    att: Attention, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None
+):
     """a_ts = exp(score_s) / sum over real s' of exp(score_s'), 0 at padding; c_t = sum_s a_ts h_s."""
     weights = torch.zeros(B, S, dtype=torch.float64)
     context = torch.zeros(B, att.key_size, dtype=torch.float64)
@@ -76,7 +78,9 @@ def test_padding_gets_exactly_zero_weight_and_no_say(score):
     query, keys, mask = inputs(att)
     context, weights = att(query, keys, mask)
     assert (weights[~mask] == 0).all()
-    torch.testing.assert_close(weights.sum(dim=-1), torch.ones(B, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        weights.sum(dim=-1), torch.ones(B, dtype=torch.float64), rtol=0, atol=1e-12
+    )
 
     changed = keys.clone()
     changed[~mask] = 100.0 * torch.randn_like(changed[~mask])

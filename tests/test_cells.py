@@ -60,7 +60,7 @@ def test_gradcheck_cell(kind):
     hx = tuple(s.requires_grad_() for s in flat(state_for(kind, torch.float64)))
 
     def step(x, *tensors):
-        state, weights = tensors[: len(hx)], dict(zip(names, tensors[len(hx):]))
+        state, weights = tensors[: len(hx)], dict(zip(names, tensors[len(hx) :]))
         hx_arg = state if len(state) == 2 else state[0]
         return flat(torch.func.functional_call(cell, weights, (x, hx_arg)))
 
@@ -92,8 +92,13 @@ def gru_by_hand(cell: GRUCell, x: torch.Tensor, h: torch.Tensor, reset: str, gat
 def test_gru_variants_follow_their_formula(reset, gate):
     torch.manual_seed(2)
     cell = GRUCell(INPUT, HIDDEN, reset=reset, gate=gate, dtype=torch.float64)
-    x, h = torch.randn(BATCH, INPUT, dtype=torch.float64), torch.randn(BATCH, HIDDEN, dtype=torch.float64)
-    expected = gru_by_hand(cell, x, h, reset, {"sigmoid": torch.sigmoid, "hard_sigmoid": hard_sigmoid}[gate])
+    x, h = (
+        torch.randn(BATCH, INPUT, dtype=torch.float64),
+        torch.randn(BATCH, HIDDEN, dtype=torch.float64),
+    )
+    expected = gru_by_hand(
+        cell, x, h, reset, {"sigmoid": torch.sigmoid, "hard_sigmoid": hard_sigmoid}[gate]
+    )
     torch.testing.assert_close(cell(x, h), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -102,7 +107,10 @@ def test_reset_before_differs_from_after():
     after = GRUCell(INPUT, HIDDEN, dtype=torch.float64)
     before = GRUCell(INPUT, HIDDEN, reset="before", dtype=torch.float64)
     before.load_state_dict(after.state_dict())
-    x, h = torch.randn(BATCH, INPUT, dtype=torch.float64), torch.randn(BATCH, HIDDEN, dtype=torch.float64)
+    x, h = (
+        torch.randn(BATCH, INPUT, dtype=torch.float64),
+        torch.randn(BATCH, HIDDEN, dtype=torch.float64),
+    )
     assert not torch.allclose(after(x, h), before(x, h))
 
 
@@ -110,8 +118,13 @@ def test_lstm_peephole_follows_its_formula():
     torch.manual_seed(4)
     cell = LSTMCell(INPUT, HIDDEN, peephole=True, dtype=torch.float64)
     x = torch.randn(BATCH, INPUT, dtype=torch.float64)
-    h, c = torch.randn(BATCH, HIDDEN, dtype=torch.float64), torch.randn(BATCH, HIDDEN, dtype=torch.float64)
-    a_i, a_f, a_g, a_o = (x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh).chunk(4, 1)
+    h, c = (
+        torch.randn(BATCH, HIDDEN, dtype=torch.float64),
+        torch.randn(BATCH, HIDDEN, dtype=torch.float64),
+    )
+    a_i, a_f, a_g, a_o = (
+        x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
+    ).chunk(4, 1)
     w_ci, w_cf, w_co = cell.weight_ch.chunk(3)
     i, f = torch.sigmoid(a_i + w_ci * c), torch.sigmoid(a_f + w_cf * c)
     c_new = f * c + i * torch.tanh(a_g)

@@ -21,14 +21,16 @@ from rnnkit.rundir import load_tensors
 from rnnkit.tasks import classify
 from rnnkit.training import evaluate_labelled, load_run, train
 
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- pooling ------------------------------------------------------------------------------------
-H = torch.tensor([[[1.0, -1.0, 2.0, 0.0], [3.0, 5.0, -2.0, 1.0], [2.0, 0.0, 4.0, -3.0]],
-                  [[7.0, 1.0, -1.0, 2.0], [100.0, 100.0, 100.0, 100.0], [100.0, 100.0, 100.0, 100.0]]])  # (2, 3, 4)
+H = torch.tensor(
+    [
+        [[1.0, -1.0, 2.0, 0.0], [3.0, 5.0, -2.0, 1.0], [2.0, 0.0, 4.0, -3.0]],
+        [[7.0, 1.0, -1.0, 2.0], [100.0, 100.0, 100.0, 100.0], [100.0, 100.0, 100.0, 100.0]],
+    ]
+)  # (2, 3, 4)
 LENGTHS = torch.tensor([3, 1])  # row 1 is padded after its first step (the 100s)
 
 
@@ -39,7 +41,9 @@ def test_last_pool_takes_each_directions_final_state():
 
 
 def test_mean_and_max_pool_ignore_padding():
-    assert torch.allclose(mean_pool(H, LENGTHS), torch.tensor([[2, 4 / 3, 4 / 3, -2 / 3], [7, 1, -1, 2]]))
+    assert torch.allclose(
+        mean_pool(H, LENGTHS), torch.tensor([[2, 4 / 3, 4 / 3, -2 / 3], [7, 1, -1, 2]])
+    )
     assert max_pool(H, LENGTHS).tolist() == [[3, 5, 4, 1], [7, 1, -1, 2]]
 
 
@@ -62,8 +66,16 @@ def test_attention_pool_by_hand():
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
 def test_every_cell_and_pooling_classifies_padded_batches(cell, pooling):
     torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, pooling=pooling, embedding_size=6, hidden_size=5, num_layers=2,
-                      bidirectional=pooling != "mean", peephole=cell == "lstm", dropout=0.1)
+    cfg = ModelConfig(
+        cell=cell,
+        pooling=pooling,
+        embedding_size=6,
+        hidden_size=5,
+        num_layers=2,
+        bidirectional=pooling != "mean",
+        peephole=cell == "lstm",
+        dropout=0.1,
+    )
     model = SequenceClassifier(10, 3, cfg).eval()
     tokens = torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0]])
     logits = model(tokens, torch.tensor([4, 2]))
@@ -85,12 +97,29 @@ def count_task(count: int, seed: int) -> str:
 def count_config(tmp: Path, *overrides: str):
     for split, count, seed in (("train", 2000, 1), ("valid", 300, 2), ("test", 300, 3)):
         (tmp / f"count.{split}").write_text(count_task(count, seed))
-    return load_config(None, [
-        "task=classify", f"run_dir={tmp / 'run'}", f"data.train={tmp / 'count.train'}",
-        f"data.valid={tmp / 'count.valid'}", f"data.test={tmp / 'count.test'}", "data.batch_size=32",
-        "data.eval_batch_size=100", "model.embedding_size=16", "model.hidden_size=32", "model.num_layers=1",
-        "model.bidirectional=true", "model.pooling=mean", "model.init_range=null", "train.optimizer=adam",
-        "train.lr=0.01", "train.epochs=4", "train.progress=false", *overrides])
+    return load_config(
+        None,
+        [
+            "task=classify",
+            f"run_dir={tmp / 'run'}",
+            f"data.train={tmp / 'count.train'}",
+            f"data.valid={tmp / 'count.valid'}",
+            f"data.test={tmp / 'count.test'}",
+            "data.batch_size=32",
+            "data.eval_batch_size=100",
+            "model.embedding_size=16",
+            "model.hidden_size=32",
+            "model.num_layers=1",
+            "model.bidirectional=true",
+            "model.pooling=mean",
+            "model.init_range=null",
+            "train.optimizer=adam",
+            "train.lr=0.01",
+            "train.epochs=4",
+            "train.progress=false",
+            *overrides,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +147,15 @@ def test_a_loaded_run_predicts_as_the_model_in_memory(count_run):
     memory.load_state_dict(load_tensors(count_run / "model.safetensors"))
     texts = ["a a b", "b b b a", "c", "a zebra a"]
     device = torch.device("cpu")
-    assert classify.predict(model, tokenizers, texts, device) == classify.predict(memory, fresh, texts, device)
-    assert [label for label, _ in classify.predict(model, tokenizers, texts, device)] == ["1", "0", "0", "1"]
+    assert classify.predict(model, tokenizers, texts, device) == classify.predict(
+        memory, fresh, texts, device
+    )
+    assert [label for label, _ in classify.predict(model, tokenizers, texts, device)] == [
+        "1",
+        "0",
+        "0",
+        "1",
+    ]
 
 
 def test_predict_and_evaluate_cli(count_run, tmp_path, capsys):
@@ -132,7 +168,10 @@ def test_predict_and_evaluate_cli(count_run, tmp_path, capsys):
     assert main(["evaluate", str(count_run), "--json", str(tmp_path / "scores.json")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("loss ") and " accuracy " in out[0] and " macro_f1 " in out[0]
-    assert out[1] == "confusion matrix (rows: gold, columns: predicted)" and out[2].split() == ["0", "1"]
+    assert out[1] == "confusion matrix (rows: gold, columns: predicted)" and out[2].split() == [
+        "0",
+        "1",
+    ]
     assert '"matrix"' in (tmp_path / "scores.json").read_text()
 
 
@@ -140,36 +179,67 @@ def test_malformed_input_gets_one_line_and_status_2(count_run, tmp_path, capsys)
     (tmp_path / "bad.txt").write_text("1 a a\nfoo b\n")
     assert main(["evaluate", str(count_run), "--data", str(tmp_path / "bad.txt")]) == 2
     err = capsys.readouterr().err
-    assert err == f"rnnkit: error: {tmp_path / 'bad.txt'}:2: label 'foo' is not one of the run's labels (0, 1)\n"
+    assert (
+        err
+        == f"rnnkit: error: {tmp_path / 'bad.txt'}:2: label 'foo' is not one of the run's labels (0, 1)\n"
+    )
     (tmp_path / "in.txt").write_text("a b\n \n")
     assert main(["predict", str(count_run), "--input", str(tmp_path / "in.txt")]) == 2
-    assert capsys.readouterr().err == f"rnnkit: error: {tmp_path / 'in.txt'}:2: no token to classify\n"
+    assert (
+        capsys.readouterr().err == f"rnnkit: error: {tmp_path / 'in.txt'}:2: no token to classify\n"
+    )
     (tmp_path / "train.txt").write_text("1 a a\n0\n")
     config = tmp_path / "c.yaml"
     config.write_text(f"task: classify\ndata:\n  train: {tmp_path / 'train.txt'}\n")
     assert main(["train", str(config), "--run-dir", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err.endswith("train.txt:2: missing text after the label '0' "
-                                            "(expected 'label<TAB>text' or 'label text')\n")
+    assert capsys.readouterr().err.endswith(
+        "train.txt:2: missing text after the label '0' "
+        "(expected 'label<TAB>text' or 'label text')\n"
+    )
 
 
 def test_the_installed_command_prints_one_line_not_a_traceback(count_run, tmp_path):
     (tmp_path / "bad.csv").write_text("label,text\n1,a a\n,b\n")
-    result = subprocess.run([sys.executable, "-m", "rnnkit.cli", "evaluate", str(count_run), "--data",
-                             str(tmp_path / "bad.csv")], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rnnkit.cli",
+            "evaluate",
+            str(count_run),
+            "--data",
+            str(tmp_path / "bad.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 2
-    assert result.stderr == f"rnnkit: error: {tmp_path / 'bad.csv'}:3: missing label (column 'label')\n"
+    assert (
+        result.stderr
+        == f"rnnkit: error: {tmp_path / 'bad.csv'}:3: missing label (column 'label')\n"
+    )
 
 
 def test_pretrained_vectors_fill_and_freeze_the_embedding(tmp_path, capsys):
     vectors = {"a": [1.0, 2.0, 3.0, 4.0], "b": [-1.0, 0.5, 0.0, 2.0]}
-    (tmp_path / "vectors.txt").write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
-    cfg = count_config(tmp_path, f"model.pretrained_embeddings={tmp_path / 'vectors.txt'}",
-                       "model.freeze_embeddings=true", "model.embedding_size=4", "train.max_steps=3",
-                       "data.test=null")
+    (tmp_path / "vectors.txt").write_text(
+        "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items())
+    )
+    cfg = count_config(
+        tmp_path,
+        f"model.pretrained_embeddings={tmp_path / 'vectors.txt'}",
+        "model.freeze_embeddings=true",
+        "model.embedding_size=4",
+        "train.max_steps=3",
+        "data.test=null",
+    )
     train(cfg)
     assert "pretrained embeddings: 2/7 vocabulary words found" in capsys.readouterr().out
     _, tokenizers, model = load_run(tmp_path / "run")
     vocab = tokenizers[0].vocab
     for word, vector in vectors.items():
-        assert model.embedding.weight[vocab.index(word)].tolist() == vector  # frozen: unchanged by training
+        assert (
+            model.embedding.weight[vocab.index(word)].tolist() == vector
+        )  # frozen: unchanged by training

@@ -39,8 +39,10 @@ def readout_loss(model: Readout, batch: tuple[torch.Tensor]) -> torch.Tensor:
 
 
 def norms(rows, layer=0, direction=0):
-    return torch.tensor([r["grad_norm"] for r in rows if r["layer"] == layer and r["direction"] == direction],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [r["grad_norm"] for r in rows if r["layer"] == layer and r["direction"] == direction],
+        dtype=torch.float64,
+    )
 
 
 def test_elman_rnn_matches_backpropagation_through_time_by_hand():
@@ -92,13 +94,18 @@ def test_gated_cells_and_two_layers_match_torch_cells_stepped_by_hand(cell):
     loss = (hidden[1][-1] @ torch.linspace(-1.0, 1.0, 4).double()).sum()
     grads = torch.autograd.grad(loss, hidden[0] + hidden[1])
     for k in range(2):
-        expected = torch.stack([g.norm(dim=-1).mean() for g in grads[9 * k: 9 * (k + 1)]])
+        expected = torch.stack([g.norm(dim=-1).mean() for g in grads[9 * k : 9 * (k + 1)]])
         torch.testing.assert_close(norms(rows, layer=k), expected, rtol=1e-9, atol=1e-300)
 
 
-@pytest.mark.parametrize("layer", [RNN(3, 4, num_layers=2, batch_first=True, nonlinearity="relu"),
-                                   LSTM(3, 4, batch_first=True, bidirectional=True),
-                                   GRU(3, 4, num_layers=2, batch_first=True, bidirectional=True)])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        RNN(3, 4, num_layers=2, batch_first=True, nonlinearity="relu"),
+        LSTM(3, 4, batch_first=True, bidirectional=True),
+        GRU(3, 4, num_layers=2, batch_first=True, bidirectional=True),
+    ],
+)
 def test_the_recorded_unroll_computes_what_the_layer_computes(layer):
     x = torch.randn(2, 7, 3)
     expected, _ = layer(x)
@@ -111,8 +118,11 @@ def test_the_recorded_unroll_computes_what_the_layer_computes(layer):
 
 
 def test_a_bidirectional_layer_reports_both_directions():
-    rows = gradient_flow(Readout(GRU(3, 4, batch_first=True, bidirectional=True)), (torch.randn(2, 6, 3),),
-                         readout_loss)
+    rows = gradient_flow(
+        Readout(GRU(3, 4, batch_first=True, bidirectional=True)),
+        (torch.randn(2, 6, 3),),
+        readout_loss,
+    )
     assert len(norms(rows, direction=0)) == len(norms(rows, direction=1)) == 6
     # The loss reads position T: the backward direction got there first, so its h_1 is reached
     # only through t = 1 itself; the forward direction's h_T directly.
@@ -127,8 +137,12 @@ def test_vanishing_and_exploding_follow_the_spectral_radius():
         rnn = RNN(2, 6, batch_first=True, bias=False)
         init_recurrent(rnn, "orthogonal", gain)
         flow = norms(gradient_flow(Readout(rnn), (x,), readout_loss))
-        torch.testing.assert_close(flow / flow[-1], gain ** torch.arange(29, -1, -1, dtype=torch.float64),
-                                   rtol=1e-5, atol=0)  # Q is orthogonal to float32 precision
+        torch.testing.assert_close(
+            flow / flow[-1],
+            gain ** torch.arange(29, -1, -1, dtype=torch.float64),
+            rtol=1e-5,
+            atol=0,
+        )  # Q is orthogonal to float32 precision
 
 
 def test_spectrum_of_known_matrices():
@@ -137,31 +151,64 @@ def test_spectrum_of_known_matrices():
     rows = recurrent_spectrum(lstm)
     assert [r["gate"] for r in rows] == ["i", "f", "g", "o"]
     for r in rows:
-        assert r["spectral_radius"] == pytest.approx(0.9) and r["sigma_max"] == r["sigma_min"] == pytest.approx(0.9)
+        assert r["spectral_radius"] == pytest.approx(0.9) and r["sigma_max"] == r[
+            "sigma_min"
+        ] == pytest.approx(0.9)
     rnn = RNN(3, 2)
     with torch.no_grad():
-        rnn.weight_hh_l0.copy_(torch.tensor([[0.0, 2.0], [0.5, 0.0]]))  # eigenvalues +-1, singular values 2, 0.5
+        rnn.weight_hh_l0.copy_(
+            torch.tensor([[0.0, 2.0], [0.5, 0.0]])
+        )  # eigenvalues +-1, singular values 2, 0.5
     (row,) = recurrent_spectrum(rnn)
-    assert (row["spectral_radius"], row["sigma_max"], row["sigma_min"]) == pytest.approx((1.0, 2.0, 0.5))
+    assert (row["spectral_radius"], row["sigma_max"], row["sigma_min"]) == pytest.approx(
+        (1.0, 2.0, 0.5)
+    )
 
 
 def rnnkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "rnnkit.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_diagnose_command_writes_csv_and_png_for_fresh_and_trained_models(tmp_path):
     config = ROOT / "configs" / "adding.yaml"
-    small = ["data.sequence_length=20", "data.train_size=200", "data.valid_size=64", "data.test_size=64",
-             "model.hidden_size=16", "train.epochs=1", "train.progress=false"]
+    small = [
+        "data.sequence_length=20",
+        "data.train_size=200",
+        "data.valid_size=64",
+        "data.test_size=64",
+        "model.hidden_size=16",
+        "train.epochs=1",
+        "train.progress=false",
+    ]
     trained = rnnkit("train", str(config), *small, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     scored = rnnkit("evaluate", str(tmp_path / "run"), "--split", "valid", cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     assert scored.stdout.startswith("loss ") and " mse " in scored.stdout
-    result = rnnkit("diagnose", "gradients", str(config), *small, "--cells", "rnn-tanh", "rnn-relu", "lstm", "gru",
-                    "--run", str(tmp_path / "run"), "--out", str(tmp_path / "diag"), cwd=tmp_path)
+    result = rnnkit(
+        "diagnose",
+        "gradients",
+        str(config),
+        *small,
+        "--cells",
+        "rnn-tanh",
+        "rnn-relu",
+        "lstm",
+        "gru",
+        "--run",
+        str(tmp_path / "run"),
+        "--out",
+        str(tmp_path / "diag"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "diag" / "gradient_flow.csv") as f:
         rows = list(csv.DictReader(f))
@@ -176,9 +223,22 @@ def test_diagnose_command_writes_csv_and_png_for_fresh_and_trained_models(tmp_pa
 
 
 def test_diagnose_errors_are_one_line(tmp_path):
-    result = rnnkit("diagnose", "gradients", str(ROOT / "configs" / "adding.yaml"), "--cells", "lstmm", cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "lstmm" in result.stderr
+    result = rnnkit(
+        "diagnose",
+        "gradients",
+        str(ROOT / "configs" / "adding.yaml"),
+        "--cells",
+        "lstmm",
+        cwd=tmp_path,
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr.strip().count("\n") == 0
+        and "lstmm" in result.stderr
+    )
     result = rnnkit("diagnose", "gradients", str(ROOT / "configs" / "reverse.yaml"), cwd=tmp_path)
-    assert result.returncode == 2 and "translate" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and "translate" in result.stderr and "Traceback" not in result.stderr
+    )
     result = rnnkit("diagnose", "grad-norm", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr

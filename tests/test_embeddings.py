@@ -34,7 +34,9 @@ def test_missing_rows_are_random_and_pad_is_zero(tmp_path):
     missing = weights[[1, 2, 6]]
     assert missing.ne(0).all() and not torch.equal(missing[0], missing[1])
     torch.manual_seed(0)
-    assert torch.equal(load_vectors(_write(tmp_path, GLOVE), VOCAB)[0], weights)  # reproducible under a seed
+    assert torch.equal(
+        load_vectors(_write(tmp_path, GLOVE), VOCAB)[0], weights
+    )  # reproducible under a seed
 
 
 def test_exact_match_beats_lowercase_fallback(tmp_path):
@@ -42,15 +44,22 @@ def test_exact_match_beats_lowercase_fallback(tmp_path):
     assert found == 1 and weights[5].tolist() == [2, 2]
 
 
-@pytest.mark.parametrize("text, dim, message", [
-    ("the 1 2\ncat 1 2 3\n", None, r"vectors\.txt:2: expected a word and 2 numbers, found 4 fields"),
-    ("the 1 2\ncat 1 x\n", None, r"vectors\.txt:2: not a finite number: 'x'"),
-    ("the 1 2\ncat 1 nan\n", None, r"vectors\.txt:2: not a finite number: 'nan'"),
-    ("the 1 2\n", 3, r"vectors\.txt:1: vectors of dimension 2, expected 3"),
-    ("2 4\nthe 1 2 3 4\n", 3, r"vectors\.txt:1: vectors of dimension 4, expected 3"),
-    ("dog 1 2\nbird 3 4\n", None, r"vectors\.txt: none of the 7 vocabulary words"),
-    ("\n\n", None, r"vectors\.txt: no vectors"),
-])
+@pytest.mark.parametrize(
+    "text, dim, message",
+    [
+        (
+            "the 1 2\ncat 1 2 3\n",
+            None,
+            r"vectors\.txt:2: expected a word and 2 numbers, found 4 fields",
+        ),
+        ("the 1 2\ncat 1 x\n", None, r"vectors\.txt:2: not a finite number: 'x'"),
+        ("the 1 2\ncat 1 nan\n", None, r"vectors\.txt:2: not a finite number: 'nan'"),
+        ("the 1 2\n", 3, r"vectors\.txt:1: vectors of dimension 2, expected 3"),
+        ("2 4\nthe 1 2 3 4\n", 3, r"vectors\.txt:1: vectors of dimension 4, expected 3"),
+        ("dog 1 2\nbird 3 4\n", None, r"vectors\.txt: none of the 7 vocabulary words"),
+        ("\n\n", None, r"vectors\.txt: no vectors"),
+    ],
+)
 def test_errors_name_file_and_line(tmp_path, text, dim, message):
     with pytest.raises(UserError, match=message):
         load_vectors(_write(tmp_path, text), VOCAB, dim=dim)

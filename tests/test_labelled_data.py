@@ -7,9 +7,19 @@ import pytest
 
 from rnnkit.config import DataConfig
 from rnnkit.errors import UserError
-from rnnkit.labelled_data import (LabelledText, LabelVocabulary, TaggedSentence, read_classified, read_conllu,
-                                  read_csv, read_label_text, read_splits, read_tagged, read_token_tag,
-                                  resolve_format)
+from rnnkit.labelled_data import (
+    LabelledText,
+    LabelVocabulary,
+    TaggedSentence,
+    read_classified,
+    read_conllu,
+    read_csv,
+    read_label_text,
+    read_splits,
+    read_tagged,
+    read_token_tag,
+    resolve_format,
+)
 
 CONLLU = """# newdoc id = x
 # text = I don't know.
@@ -33,28 +43,37 @@ def write(tmp_path, name: str, text: str):
 
 def test_label_text_takes_a_tab_or_the_first_space(tmp_path):
     path = write(tmp_path, "a.txt", "1 a fine film\n\npos\tgood ,  tab separated\n0\tx\n")
-    assert read_label_text(path) == [LabelledText("1", "a fine film", 1), LabelledText("pos", "good ,  tab separated", 3),
-                                     LabelledText("0", "x", 4)]
+    assert read_label_text(path) == [
+        LabelledText("1", "a fine film", 1),
+        LabelledText("pos", "good ,  tab separated", 3),
+        LabelledText("0", "x", 4),
+    ]
 
 
 def test_csv_reads_named_columns_with_quotes_and_counts_lines(tmp_path):
     path = write(tmp_path, "a.csv", 'id,text,label\n1,"a, quoted\nline",pos\n\n2,plain,neg\n')
-    assert read_csv(path, "label", "text") == [LabelledText("pos", "a, quoted\nline", 2),
-                                               LabelledText("neg", "plain", 5)]
+    assert read_csv(path, "label", "text") == [
+        LabelledText("pos", "a, quoted\nline", 2),
+        LabelledText("neg", "plain", 5),
+    ]
     assert read_classified(path, "auto") == read_csv(path, "label", "text")
 
 
 def test_conllu_skips_comments_multiword_tokens_and_empty_nodes(tmp_path):
     path = write(tmp_path, "a.conllu", CONLLU)
-    assert read_conllu(path) == [TaggedSentence(["I", "do", "n't", "know"], ["PRON", "AUX", "PART", "VERB"], 3),
-                                 TaggedSentence(["Hi"], ["INTJ"], 11)]
+    assert read_conllu(path) == [
+        TaggedSentence(["I", "do", "n't", "know"], ["PRON", "AUX", "PART", "VERB"], 3),
+        TaggedSentence(["Hi"], ["INTJ"], 11),
+    ]
     assert read_tagged(path, "auto", "xpos")[0].tags == ["PRP", "VBP", "RB", "VB"]
 
 
 def test_token_tag_sentences_are_separated_by_blank_lines(tmp_path):
     path = write(tmp_path, "a.tsv", "John\tB-PER\nruns\tO\n\n\nParis\tB-LOC\n")
-    assert read_token_tag(path) == [TaggedSentence(["John", "runs"], ["B-PER", "O"], 1),
-                                    TaggedSentence(["Paris"], ["B-LOC"], 5)]
+    assert read_token_tag(path) == [
+        TaggedSentence(["John", "runs"], ["B-PER", "O"], 1),
+        TaggedSentence(["Paris"], ["B-LOC"], 5),
+    ]
 
 
 def test_format_follows_the_extension_then_the_task():
@@ -65,26 +84,59 @@ def test_format_follows_the_extension_then_the_task():
     assert resolve_format("csv", "x.txt", "classify") == "csv"
 
 
-@pytest.mark.parametrize("name, text, reader, message", [
-    ("a.txt", "1 ok\n0\n", read_label_text, "a.txt:2: missing text after the label '0'"),
-    ("a.txt", "1 ok\n\tno label here\n", read_label_text, "a.txt:2: missing label"),
-    ("a.csv", "label,text\npos,fine\n,empty\n", lambda p: read_csv(p, "label", "text"), "a.csv:3: missing label"),
-    ("a.csv", "label,text\npos,fine,extra\n", lambda p: read_csv(p, "label", "text"), "a.csv:2: 3 fields, the header has 2"),
-    ("a.csv", "label,sentence\npos,fine\n", lambda p: read_csv(p, "label", "text"),
-     "a.csv:1: no column 'text' (data.text_column) in the header; columns: 'label', 'sentence'"),
-    ("a.conllu", CONLLU.replace("2\tdo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_", "2\tdo\tdo\tAUX"), read_conllu,
-     "a.conllu:5: expected 10 tab-separated CoNLL-U columns, found 4"),
-    ("a.conllu", CONLLU.replace("4\tknow", "5\tknow"), read_conllu, "a.conllu:8: word ID '5', expected 4"),
-    ("a.conllu", CONLLU.replace("INTJ", "_"), read_conllu, "a.conllu:11: no UPOS tag (column 4)"),
-    ("a.tsv", "John\tB-PER\nruns\n", read_token_tag, "a.tsv:2: token 'runs' has no tag"),
-    ("a.tsv", "John\tB-PER\tI-PER\n", read_token_tag, "a.tsv:1: 2 tags for one token"),
-    ("a.tsv", "John\tB-PER\n\tO\n", read_token_tag, "a.tsv:2: empty token"),
-])
+@pytest.mark.parametrize(
+    "name, text, reader, message",
+    [
+        ("a.txt", "1 ok\n0\n", read_label_text, "a.txt:2: missing text after the label '0'"),
+        ("a.txt", "1 ok\n\tno label here\n", read_label_text, "a.txt:2: missing label"),
+        (
+            "a.csv",
+            "label,text\npos,fine\n,empty\n",
+            lambda p: read_csv(p, "label", "text"),
+            "a.csv:3: missing label",
+        ),
+        (
+            "a.csv",
+            "label,text\npos,fine,extra\n",
+            lambda p: read_csv(p, "label", "text"),
+            "a.csv:2: 3 fields, the header has 2",
+        ),
+        (
+            "a.csv",
+            "label,sentence\npos,fine\n",
+            lambda p: read_csv(p, "label", "text"),
+            "a.csv:1: no column 'text' (data.text_column) in the header; columns: 'label', 'sentence'",
+        ),
+        (
+            "a.conllu",
+            CONLLU.replace("2\tdo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_", "2\tdo\tdo\tAUX"),
+            read_conllu,
+            "a.conllu:5: expected 10 tab-separated CoNLL-U columns, found 4",
+        ),
+        (
+            "a.conllu",
+            CONLLU.replace("4\tknow", "5\tknow"),
+            read_conllu,
+            "a.conllu:8: word ID '5', expected 4",
+        ),
+        (
+            "a.conllu",
+            CONLLU.replace("INTJ", "_"),
+            read_conllu,
+            "a.conllu:11: no UPOS tag (column 4)",
+        ),
+        ("a.tsv", "John\tB-PER\nruns\n", read_token_tag, "a.tsv:2: token 'runs' has no tag"),
+        ("a.tsv", "John\tB-PER\tI-PER\n", read_token_tag, "a.tsv:1: 2 tags for one token"),
+        ("a.tsv", "John\tB-PER\n\tO\n", read_token_tag, "a.tsv:2: empty token"),
+    ],
+)
 def test_malformed_lines_name_file_and_line(tmp_path, name, text, reader, message):
     path = write(tmp_path, name, text)
     with pytest.raises(UserError) as error:
         reader(path)
-    assert str(error.value).startswith(str(tmp_path / message.split(":")[0]) + ":" + message.split(":", 1)[1])
+    assert str(error.value).startswith(
+        str(tmp_path / message.split(":")[0]) + ":" + message.split(":", 1)[1]
+    )
     assert "\n" not in str(error.value)
 
 

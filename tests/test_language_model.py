@@ -39,7 +39,9 @@ def test_init_range_bounds_every_weight():
     assert all(p.abs().max() <= 0.05 for p in model.parameters())
 
 
-@pytest.mark.parametrize("cell,variant", [("lstm", {}), ("gru", {"reset": "before"}), ("lstm", {"peephole": True})])
+@pytest.mark.parametrize(
+    "cell,variant", [("lstm", {}), ("gru", {"reset": "before"}), ("lstm", {"peephole": True})]
+)
 def test_windows_with_carried_state_equal_one_long_sequence(cell, variant):
     model = make_model(cell=cell, **variant).eval()
     tokens = torch.randint(VOCAB, (2, 12))

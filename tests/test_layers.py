@@ -55,15 +55,19 @@ def run_torch(module, x, lengths, batch_first):
     return pad_packed_sequence(out, batch_first=batch_first, total_length=STEPS)[0], hidden
 
 
-MATRIX = list(itertools.product(SHARED, [1, 2], [False, True], [False, True], [False, True],
-                                [torch.float32, torch.float64]))
+MATRIX = list(
+    itertools.product(
+        SHARED, [1, 2], [False, True], [False, True], [False, True], [torch.float32, torch.float64]
+    )
+)
 
 
 @pytest.mark.parametrize("kind,layers,bidirectional,batch_first,ragged,dtype", MATRIX)
 def test_explicit_path_equals_torch(kind, layers, bidirectional, batch_first, ragged, dtype):
     torch.manual_seed(0)
-    ours, reference = make_pair(kind, dtype, num_layers=layers, bidirectional=bidirectional,
-                                batch_first=batch_first)
+    ours, reference = make_pair(
+        kind, dtype, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first
+    )
     assert ours.fused is False
     shape = (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT)
     x = torch.randn(shape, dtype=dtype)
@@ -120,8 +124,9 @@ def test_unbatched_input(kind):
 def test_fused_path_with_lengths_equals_explicit(kind):
     torch.manual_seed(3)
     explicit, _ = make_pair(kind, torch.float64, num_layers=2, bidirectional=True, batch_first=True)
-    fused, _ = make_pair(kind, torch.float64, fused=None, num_layers=2, bidirectional=True,
-                         batch_first=True)
+    fused, _ = make_pair(
+        kind, torch.float64, fused=None, num_layers=2, bidirectional=True, batch_first=True
+    )
     fused.load_state_dict(explicit.state_dict())
     assert fused.fused is True
     x = torch.randn(BATCH, STEPS, INPUT, dtype=torch.float64)
@@ -146,8 +151,15 @@ VARIANTS = {
 def test_padding_gets_no_gradient_and_does_not_move_states(kind, bidirectional):
     torch.manual_seed(4)
     cls, kwargs = VARIANTS[kind]
-    layer = cls(INPUT, HIDDEN, num_layers=2, bidirectional=bidirectional, fused=False,
-                dtype=torch.float64, **kwargs)
+    layer = cls(
+        INPUT,
+        HIDDEN,
+        num_layers=2,
+        bidirectional=bidirectional,
+        fused=False,
+        dtype=torch.float64,
+        **kwargs,
+    )
     x = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64, requires_grad=True)
     out, hidden = layer(x, lengths=RAGGED)
     scalar_loss(out, hidden).backward()
@@ -175,7 +187,9 @@ def test_gradcheck_explicit_layer(kind):
 
     def outputs(x, *weights):
         state = dict(zip(names, weights))
-        out, hidden = torch.func.functional_call(layer, state, (x,), {"lengths": torch.tensor([4, 2])})
+        out, hidden = torch.func.functional_call(
+            layer, state, (x,), {"lengths": torch.tensor([4, 2])}
+        )
         return (out, *as_tuple(hidden))
 
     assert torch.autograd.gradcheck(outputs, (x, *params))
@@ -185,7 +199,9 @@ def test_layer_dropout_applies_between_layers_only():
     torch.manual_seed(6)
     layer = LSTM(INPUT, HIDDEN, num_layers=2, dropout=1.0, fused=False)
     top = torch.nn.LSTM(HIDDEN, HIDDEN)
-    top.load_state_dict({k.replace("_l1", "_l0"): v for k, v in layer.state_dict().items() if "_l1" in k})
+    top.load_state_dict(
+        {k.replace("_l1", "_l0"): v for k, v in layer.state_dict().items() if "_l1" in k}
+    )
     x = torch.randn(STEPS, BATCH, INPUT)
     out, (h, c) = layer(x)
     # dropout 1.0 zeroes the first layer's output: the second layer then sees only zeros.
@@ -200,9 +216,13 @@ def test_layer_dropout_applies_between_layers_only():
 def test_peephole_with_zero_weights_equals_plain_lstm():
     torch.manual_seed(7)
     plain = LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True, dtype=torch.float64)
-    peephole = LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True, peephole=True, dtype=torch.float64)
+    peephole = LSTM(
+        INPUT, HIDDEN, num_layers=2, bidirectional=True, peephole=True, dtype=torch.float64
+    )
     assert peephole.fused is False and plain.fused is True
-    state = {name: torch.zeros_like(p) for name, p in peephole.named_parameters() if "weight_ch" in name}
+    state = {
+        name: torch.zeros_like(p) for name, p in peephole.named_parameters() if "weight_ch" in name
+    }
     assert len(state) == 4 and all(p.shape == (3 * HIDDEN,) for p in state.values())
     peephole.load_state_dict({**plain.state_dict(), **state})
     x = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)

@@ -32,8 +32,12 @@ def test_stream_ranks_share_the_rows():
 
 def make_lines(n: int = 53) -> list[list[int]]:
     gen = torch.Generator().manual_seed(0)
-    return [torch.randint(4, 20, (int(torch.randint(1, 12, (1,), generator=gen)),), generator=gen).tolist()
-            for _ in range(n)]
+    return [
+        torch.randint(
+            4, 20, (int(torch.randint(1, 12, (1,), generator=gen)),), generator=gen
+        ).tolist()
+        for _ in range(n)
+    ]
 
 
 def test_sentence_batches_cover_every_line_once_with_bos_eos_and_padding():
@@ -72,8 +76,10 @@ def test_sentence_batches_are_reproducible_per_epoch_and_bucketed():
 
 def test_sentence_ranks_take_disjoint_batches():
     lines = make_lines(100)
-    parts = [SentenceBatches(lines, batch_size=4, pad=0, bos=2, eos=3, seed=1, rank=r, world_size=2)
-             for r in range(2)]
+    parts = [
+        SentenceBatches(lines, batch_size=4, pad=0, bos=2, eos=3, seed=1, rank=r, world_size=2)
+        for r in range(2)
+    ]
     assert len(parts[0]) == len(parts[1]) == 12  # 25 batches, an even 24 used
     taken = [i for p in parts for batch in p._batches(0) for i in batch]
     assert len(taken) == len(set(taken)) == 96

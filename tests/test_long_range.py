@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from rnnkit.config import load_config
-from rnnkit.long_range_data import (BLANK, COPY_LENGTH, DELIMITER, adding_baseline_mse, adding_problem,
-                                    copy_baseline_loss, copy_task, generator)
+from rnnkit.long_range_data import (
+    BLANK,
+    COPY_LENGTH,
+    DELIMITER,
+    adding_baseline_mse,
+    adding_problem,
+    copy_baseline_loss,
+    copy_task,
+    generator,
+)
 from rnnkit.models.recurrent import init_recurrent
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.training import train
@@ -42,7 +50,9 @@ def test_copy_task_layout():
     data = x[:, :COPY_LENGTH]
     assert ((data >= 1) & (data <= 8)).all()
     assert (x[:, COPY_LENGTH + 29] == DELIMITER).all()
-    assert (x[:, COPY_LENGTH:COPY_LENGTH + 29] == BLANK).all() and (x[:, -COPY_LENGTH:] == BLANK).all()
+    assert (x[:, COPY_LENGTH : COPY_LENGTH + 29] == BLANK).all() and (
+        x[:, -COPY_LENGTH:] == BLANK
+    ).all()
     assert (y[:, :-COPY_LENGTH] == BLANK).all()
     assert torch.equal(y[:, -COPY_LENGTH:], data)
 
@@ -80,10 +90,20 @@ def test_recurrent_init_sets_each_gate_block_with_its_gain(layer, kind):
 
 
 def adding_config(tmp_path, *overrides: str):
-    return load_config("configs/adding.yaml", [
-        f"run_dir={tmp_path / 'run'}", "data.sequence_length=10", "data.train_size=2000",
-        "data.valid_size=500", "data.test_size=500", "model.hidden_size=32", "train.lr=0.01",
-        "train.progress=false", *overrides])
+    return load_config(
+        "configs/adding.yaml",
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "data.sequence_length=10",
+            "data.train_size=2000",
+            "data.valid_size=500",
+            "data.test_size=500",
+            "model.hidden_size=32",
+            "train.lr=0.01",
+            "train.progress=false",
+            *overrides,
+        ],
+    )
 
 
 def test_lstm_solves_the_adding_problem_at_short_t_and_stops_at_the_target(tmp_path):
@@ -94,10 +114,25 @@ def test_lstm_solves_the_adding_problem_at_short_t_and_stops_at_the_target(tmp_p
 
 
 def test_copy_task_trains_and_resumes_exactly(tmp_path):
-    overrides = ["data.sequence_length=5", "data.train_size=400", "data.valid_size=100", "data.test_size=100",
-                 "model.hidden_size=16", "train.progress=false", "train.checkpoint_every=3"]
-    whole = train(load_config("configs/copy.yaml", [f"run_dir={tmp_path / 'a'}", "train.epochs=2", *overrides]))
-    train(load_config("configs/copy.yaml", [f"run_dir={tmp_path / 'b'}", "train.epochs=1", *overrides]))
+    overrides = [
+        "data.sequence_length=5",
+        "data.train_size=400",
+        "data.valid_size=100",
+        "data.test_size=100",
+        "model.hidden_size=16",
+        "train.progress=false",
+        "train.checkpoint_every=3",
+    ]
+    whole = train(
+        load_config(
+            "configs/copy.yaml", [f"run_dir={tmp_path / 'a'}", "train.epochs=2", *overrides]
+        )
+    )
+    train(
+        load_config(
+            "configs/copy.yaml", [f"run_dir={tmp_path / 'b'}", "train.epochs=1", *overrides]
+        )
+    )
     resumed = train(None, resume=tmp_path / "b", overrides=["train.epochs=2"])
     assert resumed["weights_digests"] == whole["weights_digests"]
     assert whole["best_valid_loss"] < math.log(10)  # below the uniform guess over 10 symbols

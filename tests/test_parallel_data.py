@@ -15,7 +15,11 @@ def test_read_two_aligned_files_keeps_lines_as_they_are(tmp_path):
     (tmp_path / "a.en").write_text("Go.\r\n  Run! \n\nHi.\n", encoding="utf-8")
     (tmp_path / "a.fr").write_text("Va !\r\nCours !\nx\nSalut.", encoding="utf-8")
     assert read_parallel(tmp_path / "a.en", tmp_path / "a.fr") == [
-        ("Go.", "Va !"), ("  Run! ", "Cours !"), ("", "x"), ("Hi.", "Salut.")]
+        ("Go.", "Va !"),
+        ("  Run! ", "Cours !"),
+        ("", "x"),
+        ("Hi.", "Salut."),
+    ]
 
 
 def test_read_tsv_takes_the_first_two_columns(tmp_path):
@@ -31,7 +35,10 @@ def test_line_count_mismatch_names_both_files_and_counts(tmp_path):
         read_parallel(tmp_path / "train.en", tmp_path / "train.fr")
     message = str(error.value)
     assert "\n" not in message
-    assert f"{tmp_path / 'train.en'} has 3 lines" in message and f"{tmp_path / 'train.fr'} has 2" in message
+    assert (
+        f"{tmp_path / 'train.en'} has 3 lines" in message
+        and f"{tmp_path / 'train.fr'} has 2" in message
+    )
 
 
 def test_tsv_line_without_tab_is_an_error_at_that_line(tmp_path):
@@ -49,7 +56,14 @@ def test_empty_file_is_reported_as_textio_does(tmp_path):
 
 
 def test_filter_pairs_counts_each_reason():
-    pairs = [([5], [6, 7]), ([], [6]), ([5], []), ([5] * 4, [6]), ([5], [6] * 4), ([5] * 3, [6] * 3)]
+    pairs = [
+        ([5], [6, 7]),
+        ([], [6]),
+        ([5], []),
+        ([5] * 4, [6]),
+        ([5], [6] * 4),
+        ([5] * 3, [6] * 3),
+    ]
     kept, dropped = filter_pairs(pairs, max_length=3)
     assert kept == [([5], [6, 7]), ([5] * 3, [6] * 3)]
     assert dropped == {"empty": 2, "too_long": 2}
@@ -61,7 +75,9 @@ def make_pairs(n: int = 300) -> list[tuple[list[int], list[int]]]:
     gen = torch.Generator().manual_seed(0)
 
     def sentence() -> list[int]:
-        return torch.randint(4, 30, (int(torch.randint(1, 15, (1,), generator=gen)),), generator=gen).tolist()
+        return torch.randint(
+            4, 30, (int(torch.randint(1, 15, (1,), generator=gen)),), generator=gen
+        ).tolist()
 
     return [(sentence(), sentence()) for _ in range(n)]
 
@@ -73,7 +89,9 @@ def all_batches(batches: PairBatches, epoch: int) -> list:
 @pytest.mark.parametrize("budget, size", [(60, None), (None, 16)])
 def test_every_pair_once_per_epoch_padded_and_shifted(budget, size):
     pairs = make_pairs()
-    batches = PairBatches(pairs, batch_tokens=budget, batch_size=size, pad=PAD, bos=BOS, eos=EOS, seed=1)
+    batches = PairBatches(
+        pairs, batch_tokens=budget, batch_size=size, pad=PAD, bos=BOS, eos=EOS, seed=1
+    )
     for epoch in range(3):
         seen = []
         for b in all_batches(batches, epoch):
@@ -84,10 +102,14 @@ def test_every_pair_once_per_epoch_padded_and_shifted(budget, size):
                 src, tgt = pairs[i]
                 m, n = len(src) + 1, len(tgt) + 1
                 assert int(b.source_lengths[row]) == m
-                assert b.source[row, :m].tolist() == [*src, EOS] and torch.all(b.source[row, m:] == PAD)
+                assert b.source[row, :m].tolist() == [*src, EOS] and torch.all(
+                    b.source[row, m:] == PAD
+                )
                 assert b.target_in[row, :n].tolist() == [BOS, *tgt]
                 assert b.target_out[row, :n].tolist() == [*tgt, EOS]
-                assert torch.all(b.target_in[row, n:] == PAD) and torch.all(b.target_out[row, n:] == PAD)
+                assert torch.all(b.target_in[row, n:] == PAD) and torch.all(
+                    b.target_out[row, n:] == PAD
+                )
             seen += b.indices
         assert sorted(seen) == list(range(len(pairs)))
     assert batches.num_target_tokens() == sum(len(t) + 1 for _, t in pairs)
@@ -133,7 +155,9 @@ def test_batches_rebuild_per_epoch_and_differ_between_epochs():
 
 def test_unshuffled_batches_run_shortest_first_in_file_order():
     pairs = make_pairs()
-    batches = PairBatches(pairs, batch_tokens=None, batch_size=16, pad=PAD, bos=BOS, eos=EOS, shuffle=False)
+    batches = PairBatches(
+        pairs, batch_tokens=None, batch_size=16, pad=PAD, bos=BOS, eos=EOS, shuffle=False
+    )
     order = [i for b in all_batches(batches, 0) for i in b.indices]
     assert order == sorted(range(len(pairs)), key=lambda i: (len(pairs[i][0]), len(pairs[i][1]), i))
     assert order == [i for b in all_batches(batches, 4) for i in b.indices]
@@ -142,8 +166,20 @@ def test_unshuffled_batches_run_shortest_first_in_file_order():
 def test_ranks_take_disjoint_batches_of_equal_count():
     pairs = make_pairs(301)
     whole = PairBatches(pairs, batch_tokens=60, batch_size=None, pad=PAD, bos=BOS, eos=EOS, seed=3)
-    ranks = [PairBatches(pairs, batch_tokens=60, batch_size=None, pad=PAD, bos=BOS, eos=EOS, seed=3,
-                         rank=r, world_size=2) for r in range(2)]
+    ranks = [
+        PairBatches(
+            pairs,
+            batch_tokens=60,
+            batch_size=None,
+            pad=PAD,
+            bos=BOS,
+            eos=EOS,
+            seed=3,
+            rank=r,
+            world_size=2,
+        )
+        for r in range(2)
+    ]
     assert len(ranks[0]) == len(ranks[1]) == len(whole) // 2
     for epoch in range(2):
         every = all_batches(whole, epoch)
@@ -160,7 +196,9 @@ def test_ranks_take_disjoint_batches_of_equal_count():
 
 def test_too_few_batches_for_the_ranks_is_an_error():
     with pytest.raises(ValueError, match="too few"):
-        PairBatches(make_pairs(3), batch_tokens=None, batch_size=8, pad=PAD, bos=BOS, eos=EOS, world_size=2)
+        PairBatches(
+            make_pairs(3), batch_tokens=None, batch_size=8, pad=PAD, bos=BOS, eos=EOS, world_size=2
+        )
 
 
 def test_source_batches_sort_by_length_and_restore_order():

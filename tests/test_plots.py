@@ -29,7 +29,10 @@ def test_heatmap_is_a_png_as_wide_as_the_source_and_as_tall_as_the_target(tmp_pa
     attention_heatmap(np.full((len(source), len(target)), 1 / len(target)), target, source, tall)
     height, width = matplotlib.image.imread(tall).shape[:2]
     assert height > width > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tall.png", "wide.png"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tall.png",
+        "wide.png",
+    ]  # no temp files left
 
 
 def test_weights_that_do_not_match_the_tokens_are_refused(tmp_path):

@@ -44,8 +44,9 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
 
 
-def truncated_surrogate(cell: str, p0: ref.Params, x: np.ndarray, y: np.ndarray, state0: ref.State,
-                        k: int):
+def truncated_surrogate(
+    cell: str, p0: ref.Params, x: np.ndarray, y: np.ndarray, state0: ref.State, k: int
+):
     """F(θ) = sum_t L_t(θ) where L_t runs steps t-k..t from the state s_{t-k-1} computed with the
     fixed weights θ0: dF/dθ at θ0 is exactly the gradient truncated to k steps."""
     fixed_states, _ = ref.forward(cell, {n: v.copy() for n, v in p0.items()}, x, state0)
@@ -54,9 +55,12 @@ def truncated_surrogate(cell: str, p0: ref.Params, x: np.ndarray, y: np.ndarray,
         total = 0.0
         for t in range(len(x)):
             first = max(0, t - k)
-            states, _ = ref.forward(cell, p, x[first: t + 1], fixed_states[first])
-            total += ref.softmax_cross_entropy(states[-1][0] @ p["weight_hy"].T + p["bias_y"], y[t])[0]
+            states, _ = ref.forward(cell, p, x[first : t + 1], fixed_states[first])
+            total += ref.softmax_cross_entropy(
+                states[-1][0] @ p["weight_hy"].T + p["bias_y"], y[t]
+            )[0]
         return total
+
     return f
 
 
@@ -89,7 +93,9 @@ def test_truncation_changes_the_recurrent_gradient_and_long_truncation_is_full(c
     _, short = ref.bptt(cell, p, x, y, state0, truncate=1)
     _, long = ref.bptt(cell, p, x, y, state0, truncate=T)
     assert relative_error(full["weight_hh"], short["weight_hh"]) > 1e-3
-    np.testing.assert_array_equal(full["weight_hy"], short["weight_hy"])  # the output layer is not recurrent
+    np.testing.assert_array_equal(
+        full["weight_hy"], short["weight_hy"]
+    )  # the output layer is not recurrent
     for name in p:
         np.testing.assert_allclose(long[name], full[name], rtol=1e-12, atol=1e-12)
 
@@ -120,14 +126,24 @@ def test_full_bptt_equals_torch_autograd(cell):
         hx = tuple(torch.from_numpy(s).unsqueeze(0) for s in state0)
         out, _ = layer(torch.from_numpy(x), hx if cell == "lstm" else hx[0])  # (T, B, H)
         logits = F.linear(out, w_hy, b_y)  # (T, B, V)
-        torch_loss = F.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1), reduction="sum")
+        torch_loss = F.cross_entropy(
+            logits.reshape(-1, V), torch.from_numpy(y).reshape(-1), reduction="sum"
+        )
         torch_loss.backward()
         assert torch_loss.item() == pytest.approx(loss, rel=1e-12)
-        torch_grads = {name: getattr(layer, f"{name}_l0").grad for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        torch_grads = {
+            name: getattr(layer, f"{name}_l0").grad
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
         torch_grads.update(weight_hy=w_hy.grad, bias_y=b_y.grad)
         for name, g in torch_grads.items():
-            np.testing.assert_allclose(g.numpy(), grads[name], rtol=1e-10, atol=1e-10,
-                                       err_msg=f"{type(layer).__module__} {name}")
+            np.testing.assert_allclose(
+                g.numpy(),
+                grads[name],
+                rtol=1e-10,
+                atol=1e-10,
+                err_msg=f"{type(layer).__module__} {name}",
+            )
 
 
 def test_softmax_cross_entropy_by_hand():

@@ -16,8 +16,15 @@ from torch import nn
 
 from rnnkit import rundir
 from rnnkit.errors import UserError
-from rnnkit.rundir import (RunDir, atomic_write_bytes, atomic_write_text, flatten_state, load_tensors,
-                           save_tensors, unflatten_state)
+from rnnkit.rundir import (
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_text,
+    flatten_state,
+    load_tensors,
+    save_tensors,
+    unflatten_state,
+)
 
 
 def _round_trip(state, tmp_path: Path):
@@ -25,8 +32,10 @@ def _round_trip(state, tmp_path: Path):
     tree, tensors = flatten_state(state)
     save_tensors(tmp_path / "state.safetensors", tensors)
     atomic_write_text(tmp_path / "state.json", json.dumps(tree, allow_nan=False))
-    return unflatten_state(json.loads((tmp_path / "state.json").read_text()),
-                           load_tensors(tmp_path / "state.safetensors"))
+    return unflatten_state(
+        json.loads((tmp_path / "state.json").read_text()),
+        load_tensors(tmp_path / "state.safetensors"),
+    )
 
 
 def _assert_identical(a, b) -> None:
@@ -64,9 +73,11 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, k: int) -> None:
     optimizer.step()
 
 
-@pytest.mark.parametrize("make", [lambda p: torch.optim.Adam(p, lr=0.01),
-                                  lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)],
-                         ids=["adam", "sgd-momentum"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda p: torch.optim.Adam(p, lr=0.01), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)],
+    ids=["adam", "sgd-momentum"],
+)
 def test_optimizer_state_resumes_bitwise(tmp_path, make):
     model = _tiny_model(0)
     optimizer = make(model.parameters())
@@ -105,9 +116,15 @@ def test_lr_scheduler_state(tmp_path):
 
 
 def test_rng_states_continue_bitwise(tmp_path):
-    np.random.randn(1)  # leaves a cached Gaussian in NumPy's state: a float that must survive exactly
-    states = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all(),
-              "numpy": np.random.get_state(), "python": random.getstate()}
+    np.random.randn(
+        1
+    )  # leaves a cached Gaussian in NumPy's state: a float that must survive exactly
+    states = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     restored = _round_trip(states, tmp_path)
     _assert_identical(states, restored)
 
@@ -126,20 +143,37 @@ def test_rng_states_continue_bitwise(tmp_path):
 
 def test_awkward_values_survive(tmp_path):
     state = {
-        1: "int key", "1": "str key", (2, "b"): "tuple key", "$dollar": "key that looks like a tag",
-        "tuple": (1, [2, (3,)]), "list": [1, (2,)], "empty": ((), [], {}),
+        1: "int key",
+        "1": "str key",
+        (2, "b"): "tuple key",
+        "$dollar": "key that looks like a tag",
+        "tuple": (1, [2, (3,)]),
+        "list": [1, (2,)],
+        "empty": ((), [], {}),
         "floats": [math.inf, -math.inf, math.nan, -0.0, 0.1, 1e-310, 2.0],
         "scalars": [True, False, None, 0, 2**70, "", "é\n"],
-        "zero_dim": torch.tensor(3.5, dtype=torch.float64), "bf16": torch.randn(2, 3).to(torch.bfloat16),
-        "transposed": torch.arange(6.0).reshape(2, 3).t(), "empty_tensor": torch.zeros(0, 4),
-        "ndarray": np.arange(6, dtype=">i2").reshape(2, 3), "numpy_scalar": np.float32(1.5),
+        "zero_dim": torch.tensor(3.5, dtype=torch.float64),
+        "bf16": torch.randn(2, 3).to(torch.bfloat16),
+        "transposed": torch.arange(6.0).reshape(2, 3).t(),
+        "empty_tensor": torch.zeros(0, 4),
+        "ndarray": np.arange(6, dtype=">i2").reshape(2, 3),
+        "numpy_scalar": np.float32(1.5),
         "nested": {"a": {"b": [torch.ones(2, dtype=torch.int64)]}},
     }
     _assert_identical(state, _round_trip(state, tmp_path))
 
 
-@pytest.mark.parametrize("bad", [{1, 2}, b"bytes", object(), namedtuple("Pair", "a b")(1, 2),
-                                 np.array([None], dtype=object), lambda: 0])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {1, 2},
+        b"bytes",
+        object(),
+        namedtuple("Pair", "a b")(1, 2),
+        np.array([None], dtype=object),
+        lambda: 0,
+    ],
+)
 def test_unsupported_type_raises_type_error(bad):
     with pytest.raises(TypeError):
         flatten_state({"ok": 1, "bad": [bad]})
@@ -186,8 +220,10 @@ def test_unreadable_safetensors_names_the_file(tmp_path, data):
 
 # -- create / open ----------------------------------------------------------------------------
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def _new_run(path: Path) -> RunDir:
@@ -241,9 +277,16 @@ def test_overwrite_replaces_the_run_and_keeps_other_files(tmp_path):
     assert run.load_checkpoint() is None and run.read_metrics() == []
 
 
-@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.write_text("x"), lambda p: p.mkdir(),
-                                  lambda p: (p.mkdir(), (p / "model.safetensors").write_bytes(b"x"))],
-                         ids=["missing", "file", "empty-dir", "no-config"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: None,
+        lambda p: p.write_text("x"),
+        lambda p: p.mkdir(),
+        lambda p: (p.mkdir(), (p / "model.safetensors").write_bytes(b"x")),
+    ],
+    ids=["missing", "file", "empty-dir", "no-config"],
+)
 def test_open_refuses_non_run_directory(tmp_path, make):
     path = tmp_path / "run"
     make(path)
@@ -268,9 +311,12 @@ def _trainer_state(step: int) -> dict:
     model = _tiny_model(0)
     optimizer = torch.optim.Adam(model.parameters())
     _step(model, optimizer, 0)
-    return {"position": {"epoch": 0, "batch": step, "step": step}, "best": math.inf,
-            "optimizer": optimizer.state_dict(), "ranks": [{"rng": {"torch": torch.get_rng_state(),
-                                                                    "numpy": np.random.get_state()}}]}
+    return {
+        "position": {"epoch": 0, "batch": step, "step": step},
+        "best": math.inf,
+        "optimizer": optimizer.state_dict(),
+        "ranks": [{"rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}}],
+    }
 
 
 def _checkpoints(run: RunDir) -> list[str]:
@@ -340,14 +386,24 @@ def test_unstorable_trainer_state_writes_nothing(tmp_path):
     assert list(run.path.iterdir()) == []
 
 
-@pytest.mark.parametrize("damage, culprit", [
-    (lambda c: (c / "LATEST").write_text("../../etc\n"), "LATEST"),
-    (lambda c: (c / "LATEST").write_text("step-00000099\n"), "LATEST"),
-    (lambda c: (c / "step-00000010/trainer.safetensors").write_bytes(b"\x00" * 20), "trainer.safetensors"),
-    (lambda c: (c / "step-00000010/model.safetensors").unlink(), "model.safetensors"),
-    (lambda c: (c / "step-00000010/trainer.json").write_text('{"$tensor": "t99"}'), "trainer.json"),
-    (lambda c: (c / "step-00000010/trainer.json").write_text('{"step": '), "trainer.json"),
-], ids=["latest-escapes", "latest-missing", "tensors", "model", "json-key", "json-torn"])
+@pytest.mark.parametrize(
+    "damage, culprit",
+    [
+        (lambda c: (c / "LATEST").write_text("../../etc\n"), "LATEST"),
+        (lambda c: (c / "LATEST").write_text("step-00000099\n"), "LATEST"),
+        (
+            lambda c: (c / "step-00000010/trainer.safetensors").write_bytes(b"\x00" * 20),
+            "trainer.safetensors",
+        ),
+        (lambda c: (c / "step-00000010/model.safetensors").unlink(), "model.safetensors"),
+        (
+            lambda c: (c / "step-00000010/trainer.json").write_text('{"$tensor": "t99"}'),
+            "trainer.json",
+        ),
+        (lambda c: (c / "step-00000010/trainer.json").write_text('{"step": '), "trainer.json"),
+    ],
+    ids=["latest-escapes", "latest-missing", "tensors", "model", "json-key", "json-torn"],
+)
 def test_corrupt_checkpoint_names_the_file(tmp_path, damage, culprit):
     run = RunDir.create(tmp_path / "run")
     run.save_checkpoint(10, {"w": torch.ones(2)}, {"step": 10, "t": torch.ones(1)})
@@ -366,9 +422,12 @@ def _csv_rows(run: RunDir) -> list[dict]:
 def test_metrics_jsonl_and_csv(tmp_path):
     run = RunDir.create(tmp_path / "run")
     assert run.read_metrics() == []
-    records = [{"kind": "step", "step": 1, "loss": 2.5}, {"kind": "step", "step": 2, "loss": 2.25},
-               {"kind": "epoch", "step": 2, "valid_loss": math.inf, "digests": ["ab", "cd"]},
-               {"kind": "step", "step": 3, "loss": 2.0}]
+    records = [
+        {"kind": "step", "step": 1, "loss": 2.5},
+        {"kind": "step", "step": 2, "loss": 2.25},
+        {"kind": "epoch", "step": 2, "valid_loss": math.inf, "digests": ["ab", "cd"]},
+        {"kind": "step", "step": 3, "loss": 2.0},
+    ]
     for record in records:
         run.append_metrics(record)
     assert run.read_metrics() == records
@@ -420,7 +479,10 @@ def test_keep_metrics_drops_records_written_after_the_checkpoint(tmp_path):
         f.write(b'{"kind": "st')  # torn by the kill
     resumed = RunDir(run.path)
     resumed.keep_metrics(2)
-    assert resumed.read_metrics() == [{"kind": "step", "step": 1, "loss": 1.0}, {"kind": "step", "step": 2, "loss": 0.5}]
+    assert resumed.read_metrics() == [
+        {"kind": "step", "step": 1, "loss": 1.0},
+        {"kind": "step", "step": 2, "loss": 0.5},
+    ]
     assert [r["step"] for r in _csv_rows(resumed)] == ["1", "2"]
     resumed.append_metrics({"kind": "step", "step": 3, "loss": 0.25})
     assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]

@@ -14,9 +14,19 @@ V_SRC, V_TGT, PAD, BOS, EOS = 13, 11, 0, 3, 2
 
 
 def model(**overrides) -> Seq2Seq:
-    options = dict(cell="gru", embedding_size=8, hidden_size=12, num_layers=2, bidirectional=True,
-                   encoder_hidden_size=6, bridge="linear", attention="general", input_feeding=True,
-                   dropout=0.0, init_range=None)
+    options = dict(
+        cell="gru",
+        embedding_size=8,
+        hidden_size=12,
+        num_layers=2,
+        bidirectional=True,
+        encoder_hidden_size=6,
+        bridge="linear",
+        attention="general",
+        input_feeding=True,
+        dropout=0.0,
+        init_range=None,
+    )
     options.update(overrides)
     torch.manual_seed(0)
     return Seq2Seq(V_SRC, V_TGT, ModelConfig(**options), PAD, PAD).double().eval()
@@ -32,10 +42,18 @@ def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return source, lengths, target_in
 
 
-VARIANTS = [dict(), dict(cell="lstm"), dict(cell="rnn", bidirectional=False, encoder_hidden_size=None),
-            dict(attention="dot", encoder_hidden_size=6), dict(attention="concat"), dict(attention="additive"),
-            dict(attention="none", input_feeding=False), dict(bridge="zero"), dict(bridge="last"),
-            dict(input_feeding=False)]
+VARIANTS = [
+    dict(),
+    dict(cell="lstm"),
+    dict(cell="rnn", bidirectional=False, encoder_hidden_size=None),
+    dict(attention="dot", encoder_hidden_size=6),
+    dict(attention="concat"),
+    dict(attention="additive"),
+    dict(attention="none", input_feeding=False),
+    dict(bridge="zero"),
+    dict(bridge="last"),
+    dict(input_feeding=False),
+]
 
 
 @pytest.mark.parametrize("options", VARIANTS, ids=str)
@@ -47,14 +65,18 @@ def test_padded_source_positions_get_zero_attention_and_do_not_matter(options):
     if options.get("attention") != "none":
         for b, n in enumerate(lengths.tolist()):
             assert (weights[b, :, n:] == 0).all()
-            torch.testing.assert_close(weights[b, :, :n].sum(-1), torch.ones(6, dtype=torch.float64))
+            torch.testing.assert_close(
+                weights[b, :, :n].sum(-1), torch.ones(6, dtype=torch.float64)
+            )
     # each sentence alone, unpadded, gives what it gives in the padded batch
     for b, n in enumerate(lengths.tolist()):
-        alone, _ = m(source[b:b + 1, :n], lengths[b:b + 1], target_in[b:b + 1])
+        alone, _ = m(source[b : b + 1, :n], lengths[b : b + 1], target_in[b : b + 1])
         torch.testing.assert_close(alone[0], logits[b], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("options", [dict(input_feeding=False), dict(attention="none", input_feeding=False)], ids=str)
+@pytest.mark.parametrize(
+    "options", [dict(input_feeding=False), dict(attention="none", input_feeding=False)], ids=str
+)
 def test_parallel_and_stepwise_decoders_agree(options):
     m = model(**options)
     source, lengths, target_in = batch()

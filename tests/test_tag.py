@@ -20,7 +20,9 @@ from rnnkit.tasks import tag
 from rnnkit.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
 from rnnkit.training import evaluate_labelled, load_run, train
 
-UD_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-en" / "en_ewt-ud-test.conllu"
+UD_TEST = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-en" / "en_ewt-ud-test.conllu"
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,11 +32,16 @@ def test_collate_spells_each_distinct_word_once():
     words = WordTokenizer(Vocabulary.build(Counter(["the", "cat", "the"]), [PAD, UNK]))
     chars = CharTokenizer.train("thecat")
     tokenizers = (words, chars, LabelVocabulary(["D", "N"]))
-    batch = [tag.EncodedSentence(tokenizers, ["the", "cat", "the"], ["D", "N", "X"]),
-             tag.EncodedSentence(tokenizers, ["cat"], ["N"])]
+    batch = [
+        tag.EncodedSentence(tokenizers, ["the", "cat", "the"], ["D", "N", "X"]),
+        tag.EncodedSentence(tokenizers, ["cat"], ["N"]),
+    ]
     ids, lengths, tags, spelled = tag.collate(batch, pad=0)
     assert lengths.tolist() == [3, 1] and ids[1].tolist() == [words.vocab.index("cat"), 0, 0]
-    assert tags.tolist() == [[0, 1, tag.IGNORE], [1, tag.IGNORE, tag.IGNORE]]  # "X": unknown, no loss
+    assert tags.tolist() == [
+        [0, 1, tag.IGNORE],
+        [1, tag.IGNORE, tag.IGNORE],
+    ]  # "X": unknown, no loss
     assert spelled.chars.shape[0] == 3  # the padding row, "the", "cat"
 
     def word(b: int, t: int) -> str:
@@ -48,11 +55,20 @@ def test_collate_spells_each_distinct_word_once():
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_padding_does_not_change_a_sentences_tags(cell):
     torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, embedding_size=6, hidden_size=5, num_layers=2, bidirectional=True,
-                      char_features=True, char_embedding_size=3, char_hidden_size=4)
+    cfg = ModelConfig(
+        cell=cell,
+        embedding_size=6,
+        hidden_size=5,
+        num_layers=2,
+        bidirectional=True,
+        char_features=True,
+        char_embedding_size=3,
+        char_hidden_size=4,
+    )
     model = SequenceTagger(10, 4, cfg, num_chars=8).eval()
-    words, lengths, _, chars = tag.collate([_encoded([4, 5, 6], [[2, 3], [4], [5, 6, 7]]),
-                                            _encoded([7], [[3, 3, 3, 3]])], pad=0)
+    words, lengths, _, chars = tag.collate(
+        [_encoded([4, 5, 6], [[2, 3], [4], [5, 6, 7]]), _encoded([7], [[3, 3, 3, 3]])], pad=0
+    )
     logits = model(words, lengths, chars)
     assert logits.shape == (2, 3, 4)
     alone = tag.collate([_encoded([7], [[3, 3, 3, 3]])], pad=0)
@@ -72,18 +88,41 @@ def token_tag_file(sentences: list[list[tuple[str, str]]]) -> str:
 def parity_task(count: int, seed: int, low: int, high: int) -> str:
     """Numbers tagged with their parity; train on low..high, test on numbers never seen."""
     rng = random.Random(seed)
-    return token_tag_file([[(str(n), "even" if n % 2 == 0 else "odd")
-                            for n in (rng.randrange(low, high) for _ in range(rng.randint(1, 8)))]
-                           for _ in range(count)])
+    return token_tag_file(
+        [
+            [
+                (str(n), "even" if n % 2 == 0 else "odd")
+                for n in (rng.randrange(low, high) for _ in range(rng.randint(1, 8)))
+            ]
+            for _ in range(count)
+        ]
+    )
 
 
 def tag_config(tmp: Path, name: str, *overrides: str):
-    return load_config(None, [
-        "task=tag", f"run_dir={tmp / name}", f"data.train={tmp / 'train.tsv'}", f"data.valid={tmp / 'valid.tsv'}",
-        f"data.test={tmp / 'test.tsv'}", "data.batch_size=16", "data.eval_batch_size=100",
-        "model.embedding_size=16", "model.hidden_size=32", "model.num_layers=1", "model.bidirectional=true",
-        "model.char_embedding_size=8", "model.char_hidden_size=16", "model.init_range=null",
-        "train.optimizer=adam", "train.lr=0.01", "train.progress=false", *overrides])
+    return load_config(
+        None,
+        [
+            "task=tag",
+            f"run_dir={tmp / name}",
+            f"data.train={tmp / 'train.tsv'}",
+            f"data.valid={tmp / 'valid.tsv'}",
+            f"data.test={tmp / 'test.tsv'}",
+            "data.batch_size=16",
+            "data.eval_batch_size=100",
+            "model.embedding_size=16",
+            "model.hidden_size=32",
+            "model.num_layers=1",
+            "model.bidirectional=true",
+            "model.char_embedding_size=8",
+            "model.char_hidden_size=16",
+            "model.init_range=null",
+            "train.optimizer=adam",
+            "train.lr=0.01",
+            "train.progress=false",
+            *overrides,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +160,9 @@ def test_a_loaded_run_tags_as_the_model_in_memory(parity_run):
     assert tags == [["odd", "even", "odd"], [], ["odd"]]
 
 
-def test_predict_cli_prints_token_tab_tag_and_a_blank_line_per_sentence(parity_run, tmp_path, capsys):
+def test_predict_cli_prints_token_tab_tag_and_a_blank_line_per_sentence(
+    parity_run, tmp_path, capsys
+):
     (tmp_path / "in.txt").write_text("803 22\n\n7\n")
     assert main(["predict", str(parity_run), "--input", str(tmp_path / "in.txt")]) == 0
     assert capsys.readouterr().out == "803\todd\n22\teven\n\n\n7\todd\n\n"
@@ -129,6 +170,7 @@ def test_predict_cli_prints_token_tab_tag_and_a_blank_line_per_sentence(parity_r
 
 def test_bio_tags_get_entity_scores(tmp_path, capsys):
     """Runs of capitalised words are PER entities, runs of digits LOC: B- opens one, I- goes on."""
+
     def sentences(count: int, seed: int) -> str:
         rng = random.Random(seed)
         kinds = {"x": ("x", "y", "z", "w"), "PER": ("Ann", "Bob", "Cy"), "LOC": ("1", "2", "3")}
@@ -150,20 +192,34 @@ def test_bio_tags_get_entity_scores(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "run"), "--split", "valid"]) == 0
     out = capsys.readouterr().out.split()
-    assert out[::2] == ["loss", "accuracy", "tokens", "sentences", "entity_precision", "entity_recall", "entity_f1"]
+    assert out[::2] == [
+        "loss",
+        "accuracy",
+        "tokens",
+        "sentences",
+        "entity_precision",
+        "entity_recall",
+        "entity_f1",
+    ]
 
 
 def test_malformed_tag_files_get_one_line_and_status_2(parity_run, tmp_path, capsys):
     (tmp_path / "bad.tsv").write_text("803\todd\n22\teven\todd\n")
     assert main(["evaluate", str(parity_run), "--data", str(tmp_path / "bad.tsv")]) == 2
-    assert capsys.readouterr().err == (f"rnnkit: error: {tmp_path / 'bad.tsv'}:2: 2 tags for one token "
-                                       "(expected 'token<TAB>tag')\n")
-    (tmp_path / "bad.conllu").write_text("# text = a b\n1\ta\ta\tDET\tDT\t_\t2\tdet\t_\t_\n2 b b NOUN NN _ 0 root _ _\n")
+    assert capsys.readouterr().err == (
+        f"rnnkit: error: {tmp_path / 'bad.tsv'}:2: 2 tags for one token "
+        "(expected 'token<TAB>tag')\n"
+    )
+    (tmp_path / "bad.conllu").write_text(
+        "# text = a b\n1\ta\ta\tDET\tDT\t_\t2\tdet\t_\t_\n2 b b NOUN NN _ 0 root _ _\n"
+    )
     config = tmp_path / "c.yaml"
     config.write_text(f"task: tag\ndata:\n  train: {tmp_path / 'bad.conllu'}\n")
     assert main(["train", str(config), "--run-dir", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err == (f"rnnkit: error: {tmp_path / 'bad.conllu'}:3: expected 10 tab-separated "
-                                       "CoNLL-U columns, found 1\n")
+    assert capsys.readouterr().err == (
+        f"rnnkit: error: {tmp_path / 'bad.conllu'}:3: expected 10 tab-separated "
+        "CoNLL-U columns, found 1\n"
+    )
     (tmp_path / "other.tsv").write_text("803\tNUM\n")
     assert main(["evaluate", str(parity_run), "--data", str(tmp_path / "other.tsv")]) == 2
     assert "none of its tags is one the run knows (even, odd, ...)" in capsys.readouterr().err
@@ -173,5 +229,17 @@ def test_malformed_tag_files_get_one_line_and_status_2(parity_run, tmp_path, cap
 def test_ud_english_ewt_test_file_reads_whole():
     sentences = read_conllu(UD_TEST)
     assert len(sentences) == 2077 and sum(len(s.tokens) for s in sentences) == 25094
-    assert sentences[0].tokens[:3] == ["What", "if", "Google"] and sentences[0].tags[:3] == ["PRON", "SCONJ", "PROPN"]
-    assert {t for s in sentences for t in s.tags} >= {"NOUN", "VERB", "ADJ", "PUNCT", "PROPN", "X", "SYM"}
+    assert sentences[0].tokens[:3] == ["What", "if", "Google"] and sentences[0].tags[:3] == [
+        "PRON",
+        "SCONJ",
+        "PROPN",
+    ]
+    assert {t for s in sentences for t in s.tags} >= {
+        "NOUN",
+        "VERB",
+        "ADJ",
+        "PUNCT",
+        "PROPN",
+        "X",
+        "SYM",
+    }

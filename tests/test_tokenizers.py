@@ -8,8 +8,18 @@ import pytest
 
 from rnnkit.errors import UserError
 from rnnkit.textio import read_text
-from rnnkit.tokenizers import (BOS, EOS, PAD, UNK, CharTokenizer, SubwordTokenizer, Vocabulary,
-                               WordTokenizer, build_tokenizer, load_tokenizer)
+from rnnkit.tokenizers import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    CharTokenizer,
+    SubwordTokenizer,
+    Vocabulary,
+    WordTokenizer,
+    build_tokenizer,
+    load_tokenizer,
+)
 
 PTB_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "ptb.train.txt"
 
@@ -23,7 +33,8 @@ SUBWORD_TEXT = TEXT * 3 + "\n".join(
     f"{a} {b} {c} quickly, while {b} jumped over {a}s!"
     for a in ("fox", "hare", "owl", "bear")
     for b in ("river", "forest", "meadow")
-    for c in ("ran", "swam", "flew"))
+    for c in ("ran", "swam", "flew")
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +88,10 @@ def test_word_round_trip_normalises_spaces_and_closes_lines_with_eos():
     eos = tok.vocab.eos_index
     assert ids == tok.encode("the cat sat") + [eos, eos] + tok.encode("on the mat") + [eos]
     assert tok.decode(ids) == "the cat sat\n\non the mat\n"
-    assert tok.decode([tok.vocab.bos_index] + tok.encode("the cat") + [tok.vocab.pad_index]) == "the cat"
+    assert (
+        tok.decode([tok.vocab.bos_index] + tok.encode("the cat") + [tok.vocab.pad_index])
+        == "the cat"
+    )
     assert tok.encode("the zebra") == [tok.vocab.index("the"), tok.vocab.unk_index]
 
 
@@ -113,7 +127,10 @@ def test_subword_round_trip_and_corpus_stream(subword):
 def test_subword_training_is_deterministic(subword):
     assert build_tokenizer("subword", SUBWORD_TEXT, vocab_size=50).model == subword.model
     bpe = build_tokenizer("subword", SUBWORD_TEXT, vocab_size=50, model_type="bpe")
-    assert bpe.vocab.itos[:4] == [PAD, UNK, BOS, EOS] and bpe.decode(bpe.encode("the dog")) == "the dog"
+    assert (
+        bpe.vocab.itos[:4] == [PAD, UNK, BOS, EOS]
+        and bpe.decode(bpe.encode("the dog")) == "the dog"
+    )
 
 
 def test_subword_vocab_size_too_large_for_the_text():
@@ -141,12 +158,14 @@ def test_load_errors_name_the_file(tmp_path, subword):
     (tmp_path / "tokenizer.json").write_text('{"kind": "word",\n "options": }')
     with pytest.raises(UserError, match="tokenizer.json:2: malformed JSON"):
         load_tokenizer(tmp_path)
-    (tmp_path / "tokenizer.json").write_text('{"kind": "morse", "options": {}, '
-                                             '"vocabulary": {"itos": ["<pad>"]}}')
+    (tmp_path / "tokenizer.json").write_text(
+        '{"kind": "morse", "options": {}, "vocabulary": {"itos": ["<pad>"]}}'
+    )
     with pytest.raises(UserError, match="unknown tokenizer kind 'morse'"):
         load_tokenizer(tmp_path)
-    (tmp_path / "tokenizer.json").write_text('{"kind": "word", "options": {"stem": true}, '
-                                             '"vocabulary": {"itos": ["<pad>"]}}')
+    (tmp_path / "tokenizer.json").write_text(
+        '{"kind": "word", "options": {"stem": true}, "vocabulary": {"itos": ["<pad>"]}}'
+    )
     with pytest.raises(UserError, match="tokenizer.json: bad options"):
         load_tokenizer(tmp_path)
     subword.save(tmp_path)
@@ -173,7 +192,9 @@ def test_ptb_word_vocabulary_has_the_standard_10000_types():
 def test_word_normalize_nfkc_makes_equivalent_spellings_one_word(tmp_path):
     decomposed, ligature = "cafe\u0301", "\ufb01ne"  # e + combining acute; the "fi" ligature
     tok = build_tokenizer("word", f"café {decomposed} fine {ligature}", normalize=True)
-    assert tok.encode(decomposed) == tok.encode("café") and tok.encode(ligature) == tok.encode("fine")
+    assert tok.encode(decomposed) == tok.encode("café") and tok.encode(ligature) == tok.encode(
+        "fine"
+    )
     assert len(tok.vocab) == 4 + 2
     plain = build_tokenizer("word", f"café {decomposed}")
     assert plain.encode(decomposed) != plain.encode("café")

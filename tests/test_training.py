@@ -20,8 +20,14 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 def rnnkit(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([PYTHON, "-m", "rnnkit.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [PYTHON, "-m", "rnnkit.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def write_corpus(path: Path, chars: int = 12_000) -> Path:
@@ -35,13 +41,33 @@ def write_corpus(path: Path, chars: int = 12_000) -> Path:
 
 
 def write_config(tmp: Path, **sections) -> Path:
-    cfg = {"task": "lm", "run_dir": str(tmp / "run"), "seed": 7,
-           "data": {"train": str(write_corpus(tmp / "corpus.txt")), "tokenizer": "char", "bptt": 16,
-                    "batch_size": 4, "eval_batch_size": 4},
-           "model": {"cell": "lstm", "embedding_size": 16, "hidden_size": 32, "num_layers": 2,
-                     "dropout": 0.1, "init_range": None},
-           "train": {"epochs": 2, "optimizer": "adam", "lr": 0.01, "checkpoint_every": 10,
-                     "progress": False}}
+    cfg = {
+        "task": "lm",
+        "run_dir": str(tmp / "run"),
+        "seed": 7,
+        "data": {
+            "train": str(write_corpus(tmp / "corpus.txt")),
+            "tokenizer": "char",
+            "bptt": 16,
+            "batch_size": 4,
+            "eval_batch_size": 4,
+        },
+        "model": {
+            "cell": "lstm",
+            "embedding_size": 16,
+            "hidden_size": 32,
+            "num_layers": 2,
+            "dropout": 0.1,
+            "init_range": None,
+        },
+        "train": {
+            "epochs": 2,
+            "optimizer": "adam",
+            "lr": 0.01,
+            "checkpoint_every": 10,
+            "progress": False,
+        },
+    }
     for section, values in sections.items():
         cfg[section].update(values)
     path = tmp / "tiny.yaml"
@@ -72,15 +98,43 @@ def test_train_evaluate_generate(tmp_path):
     assert fields[0] == "loss" and abs(float(fields[1]) - epoch["valid_loss"]) < 1e-5
     assert "bpc" in fields
 
-    result = rnnkit("generate", str(run), "--prompt", "to be", "--max-tokens", "40", "--seed", "1",
-                    "--num-samples", "2", "--temperature", "0.5", cwd=tmp_path)
+    result = rnnkit(
+        "generate",
+        str(run),
+        "--prompt",
+        "to be",
+        "--max-tokens",
+        "40",
+        "--seed",
+        "1",
+        "--num-samples",
+        "2",
+        "--temperature",
+        "0.5",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     samples = [line for line in result.stdout.splitlines() if line.startswith("to be")]
     assert len(samples) >= 2
-    again = rnnkit("generate", str(run), "--prompt", "to be", "--max-tokens", "40", "--seed", "1",
-                   "--num-samples", "2", "--temperature", "0.5", cwd=tmp_path)
+    again = rnnkit(
+        "generate",
+        str(run),
+        "--prompt",
+        "to be",
+        "--max-tokens",
+        "40",
+        "--seed",
+        "1",
+        "--num-samples",
+        "2",
+        "--temperature",
+        "0.5",
+        cwd=tmp_path,
+    )
     assert again.stdout == result.stdout  # seeded sampling is reproducible
-    beam = rnnkit("generate", str(run), "--prompt", "to", "--beam", "3", "--max-tokens", "10", cwd=tmp_path)
+    beam = rnnkit(
+        "generate", str(run), "--prompt", "to", "--beam", "3", "--max-tokens", "10", cwd=tmp_path
+    )
     assert beam.returncode == 0 and beam.stdout.startswith("to")
 
 
@@ -91,8 +145,13 @@ def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([PYTHON, "-m", "rnnkit.cli", "train", str(config), "--run-dir", str(killed)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "rnnkit.cli", "train", str(config), "--run-dir", str(killed)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     latest = killed / "checkpoints" / "LATEST"
     deadline = time.time() + 120
     while not latest.exists() and time.time() < deadline:
@@ -105,7 +164,9 @@ def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path)
 
     resumed = rnnkit("train", "--resume", str(killed), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert (killed / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert (killed / "model.safetensors").read_bytes() == (
+        tmp_path / "whole" / "model.safetensors"
+    ).read_bytes()
     last = lambda run: sorted((run / "checkpoints").glob("step-*"))[-1] / "model.safetensors"  # noqa: E731
     assert last(killed).read_bytes() == last(tmp_path / "whole").read_bytes()
     killed_steps = [r["step"] for r in read_metrics(killed) if r["kind"] == "step"]
@@ -116,8 +177,14 @@ def test_sigkill_mid_epoch_then_resume_gives_bitwise_identical_weights(tmp_path)
 def test_two_processes_under_torchrun_keep_identical_weights(tmp_path):
     config = write_config(tmp_path, train={"epochs": 1, "max_steps": 30})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "rnnkit.cli", "train",
-                             str(config)], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "rnnkit.cli", "train", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "summary"][0]
     assert summary["world_size"] == 2
@@ -138,8 +205,12 @@ def test_bad_corpora_get_one_line_errors(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "binary.txt").write_bytes(b"abc\x00\x01\x02" * 10)
     (tmp_path / "latin1.txt").write_bytes(b"good line\nsecond\ncaf\xe9\n")
-    cases = {"missing.txt": ("missing.txt", "no such file"), "empty.txt": ("empty.txt", "empty"),
-             "binary.txt": ("binary.txt", "binary"), "latin1.txt": ("latin1.txt:3", "UTF-8")}
+    cases = {
+        "missing.txt": ("missing.txt", "no such file"),
+        "empty.txt": ("empty.txt", "empty"),
+        "binary.txt": ("binary.txt", "binary"),
+        "latin1.txt": ("latin1.txt:3", "UTF-8"),
+    }
     for name, fragments in cases.items():
         result = rnnkit("train", str(config), f"data.train={tmp_path / name}", cwd=tmp_path)
         assert_one_line_error(result, *fragments)
@@ -148,14 +219,22 @@ def test_bad_corpora_get_one_line_errors(tmp_path):
 
 def test_bad_config_keys_get_one_line_errors(tmp_path):
     config = write_config(tmp_path)
-    assert_one_line_error(rnnkit("train", str(config), "train.lr_decya=0.5", cwd=tmp_path),
-                          "train.lr_decya", "did you mean 'train.lr_decay'")
-    assert_one_line_error(rnnkit("train", str(config), "model.cell=lstn", cwd=tmp_path), "model.cell")
-    assert_one_line_error(rnnkit("train", str(config), "model.hidden_size=big", cwd=tmp_path),
-                          "model.hidden_size")
+    assert_one_line_error(
+        rnnkit("train", str(config), "train.lr_decya=0.5", cwd=tmp_path),
+        "train.lr_decya",
+        "did you mean 'train.lr_decay'",
+    )
+    assert_one_line_error(
+        rnnkit("train", str(config), "model.cell=lstn", cwd=tmp_path), "model.cell"
+    )
+    assert_one_line_error(
+        rnnkit("train", str(config), "model.hidden_size=big", cwd=tmp_path), "model.hidden_size"
+    )
     # overrides after an option are overrides too
-    assert_one_line_error(rnnkit("train", str(config), "--run-dir", "elsewhere", "train.lr_decya=0.5",
-                                 cwd=tmp_path), "train.lr_decya")
+    assert_one_line_error(
+        rnnkit("train", str(config), "--run-dir", "elsewhere", "train.lr_decya=0.5", cwd=tmp_path),
+        "train.lr_decya",
+    )
     result = rnnkit("train", str(config), "--run-dir", "elsewhere", "--bogus", cwd=tmp_path)
     assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
     broken = tmp_path / "broken.yaml"
@@ -166,8 +245,14 @@ def test_bad_config_keys_get_one_line_errors(tmp_path):
 def test_not_a_run_directory(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "notes.txt").write_text("mine")
-    for command in (["evaluate", "folder"], ["generate", "folder"], ["train", "--resume", "folder"]):
-        assert_one_line_error(rnnkit(*command, cwd=tmp_path), "folder", "not an rnnkit run directory")
+    for command in (
+        ["evaluate", "folder"],
+        ["generate", "folder"],
+        ["train", "--resume", "folder"],
+    ):
+        assert_one_line_error(
+            rnnkit(*command, cwd=tmp_path), "folder", "not an rnnkit run directory"
+        )
     assert (tmp_path / "folder" / "notes.txt").read_text() == "mine"
 
 
@@ -181,13 +266,18 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("precious")
-    assert_one_line_error(rnnkit("train", str(config), "--run-dir", str(foreign), cwd=tmp_path), "foreign")
+    assert_one_line_error(
+        rnnkit("train", str(config), "--run-dir", str(foreign), cwd=tmp_path), "foreign"
+    )
     assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
 
 
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    config = write_config(tmp_path, model={"cell": "rnn", "nonlinearity": "relu", "dropout": 0.0},
-                          train={"optimizer": "sgd", "lr": 1e6, "clip_norm": None, "checkpoint_every": 1})
+    config = write_config(
+        tmp_path,
+        model={"cell": "rnn", "nonlinearity": "relu", "dropout": 0.0},
+        train={"optimizer": "sgd", "lr": 1e6, "clip_norm": None, "checkpoint_every": 1},
+    )
     result = rnnkit("train", str(config), cwd=tmp_path)
     assert result.returncode == 1
     assert "loss is" in result.stderr and "last good checkpoint" in result.stderr

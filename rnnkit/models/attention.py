@@ -57,17 +57,22 @@ class Attention(nn.Module):
     two papers' parameterisations.
     """
 
-    def __init__(self, score: str, query_size: int, key_size: int,
-                 attention_size: int | None = None) -> None:
+    def __init__(
+        self, score: str, query_size: int, key_size: int, attention_size: int | None = None
+    ) -> None:
         super().__init__()
         if score not in SCORES:
             raise ValueError(f"unknown attention score {score!r}; expected one of {SCORES}")
         if score == "dot" and query_size != key_size:
-            raise ValueError(f"the dot score h_t . h_s needs query_size ({query_size}) "
-                             f"== key_size ({key_size}); use 'general' to project the keys")
+            raise ValueError(
+                f"the dot score h_t . h_s needs query_size ({query_size}) "
+                f"== key_size ({key_size}); use 'general' to project the keys"
+            )
         if score in ("dot", "general") and attention_size is not None:
-            raise ValueError(f"attention_size is used by the 'concat' and 'additive' scores only, "
-                             f"not by {score!r}")
+            raise ValueError(
+                f"attention_size is used by the 'concat' and 'additive' scores only, "
+                f"not by {score!r}"
+            )
         self.score = score
         self.query_size = query_size
         self.key_size = key_size
@@ -93,11 +98,12 @@ class Attention(nn.Module):
         if self.score == "general":
             return self.W_a(keys)
         if self.score == "concat":
-            return F.linear(keys, self.W_a.weight[:, self.query_size:])
+            return F.linear(keys, self.W_a.weight[:, self.query_size :])
         return self.W_2(keys)
 
-    def forward(self, query: Tensor, keys: Tensor, mask: Tensor | None,
-                projected: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, query: Tensor, keys: Tensor, mask: Tensor | None, projected: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Context c_t = sum_s a_ts h_s and weights a_ts = softmax_s(score(h_t, h_s)).
 
         query (B, Hq) -> context (B, Hk), weights (B, S); query (B, T, Hq) -> context
@@ -127,7 +133,7 @@ class Attention(nn.Module):
             return torch.bmm(query, projected.transpose(1, 2))  # (B, T, Hq) x (B, Hq, S)
         if self.score == "concat":
             # W_a [h_t; h_s] = W_a[:, :Hq] h_t + W_a[:, Hq:] h_s, the second term in projected
-            q = F.linear(query, self.W_a.weight[:, :self.query_size])  # (B, T, A)
+            q = F.linear(query, self.W_a.weight[:, : self.query_size])  # (B, T, A)
             v = self.v_a
         else:
             q = self.W_1(query)  # (B, T, A)
@@ -137,11 +143,16 @@ class Attention(nn.Module):
 
     def _check_shapes(self, query: Tensor, keys: Tensor, mask: Tensor | None) -> None:
         if query.dim() not in (2, 3) or query.shape[-1] != self.query_size:
-            raise ValueError(f"query: expected (B, {self.query_size}) or (B, T, {self.query_size}), "
-                             f"got {tuple(query.shape)}")
+            raise ValueError(
+                f"query: expected (B, {self.query_size}) or (B, T, {self.query_size}), "
+                f"got {tuple(query.shape)}"
+            )
         if keys.dim() != 3 or keys.shape[2] != self.key_size or keys.shape[0] != query.shape[0]:
-            raise ValueError(f"keys: expected (B={query.shape[0]}, S, {self.key_size}), "
-                             f"got {tuple(keys.shape)}")
+            raise ValueError(
+                f"keys: expected (B={query.shape[0]}, S, {self.key_size}), got {tuple(keys.shape)}"
+            )
         if mask is not None and (mask.shape != keys.shape[:2] or mask.dtype != torch.bool):
-            raise ValueError(f"mask: expected bool (B, S) = {tuple(keys.shape[:2])}, "
-                             f"got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask: expected bool (B, S) = {tuple(keys.shape[:2])}, "
+                f"got {mask.dtype} {tuple(mask.shape)}"
+            )

@@ -16,7 +16,9 @@ from .recurrent import build_recurrent
 
 
 class SequenceClassifier(nn.Module):
-    def __init__(self, vocab_size: int, num_classes: int, cfg: ModelConfig, pad_index: int = 0) -> None:
+    def __init__(
+        self, vocab_size: int, num_classes: int, cfg: ModelConfig, pad_index: int = 0
+    ) -> None:
         super().__init__()
         directions = 2 if cfg.bidirectional else 1
         size = directions * cfg.hidden_size
@@ -46,4 +48,3 @@ class SequenceClassifier(nn.Module):
         x = self.dropout(self.embedding(tokens))  # (B, T, E)
         h, _ = self.rnn(x, lengths=lengths)  # (B, T, D*H)
         return self.output(self.dropout(self.pool(h, lengths)))  # (B, C)
-

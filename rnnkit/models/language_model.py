@@ -9,7 +9,6 @@ the embedding matrix (Press & Wolf 2017; Inan et al. 2017), which needs E == H.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -24,8 +23,10 @@ class RNNLanguageModel(nn.Module):
     def __init__(self, vocab_size: int, cfg: ModelConfig, pad_index: int = 0) -> None:
         super().__init__()
         if cfg.tie_weights and cfg.embedding_size != cfg.hidden_size:
-            raise UserError(f"model.tie_weights needs model.embedding_size ({cfg.embedding_size}) "
-                            f"== model.hidden_size ({cfg.hidden_size})")
+            raise UserError(
+                f"model.tie_weights needs model.embedding_size ({cfg.embedding_size}) "
+                f"== model.hidden_size ({cfg.hidden_size})"
+            )
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=pad_index)
         self.rnn = build_recurrent(cfg, cfg.embedding_size)
         self.output = nn.Linear(cfg.hidden_size, vocab_size)
@@ -47,8 +48,9 @@ class RNNLanguageModel(nn.Module):
             weight = weight * keep
         return F.embedding(tokens, weight, self.embedding.padding_idx)
 
-    def forward(self, tokens: Tensor, state: State | None = None,
-                lengths: Tensor | None = None) -> tuple[Tensor, State]:
+    def forward(
+        self, tokens: Tensor, state: State | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
         """tokens (B, T), state as the layer returns it, lengths (B,) for padded batches
         -> logits (B, T, V), final state."""
         x = self.dropout(self.embed(tokens))  # (B, T, E)

@@ -65,4 +65,6 @@ class AttentionPooling(nn.Module):
 
     def forward(self, h: Tensor, lengths: Tensor) -> Tensor:
         """h (B, T, F) -> (B, F)."""
-        return torch.bmm(self.weights(h, lengths).unsqueeze(1), h).squeeze(1)  # (B, 1, T) x (B, T, F)
+        return torch.bmm(self.weights(h, lengths).unsqueeze(1), h).squeeze(
+            1
+        )  # (B, 1, T) x (B, T, F)

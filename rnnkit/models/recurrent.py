@@ -9,19 +9,31 @@ from ..config import ModelConfig
 from ..nn import GRU, LSTM, RNN
 
 
-def build_recurrent(cfg: ModelConfig, input_size: int, *, hidden_size: int | None = None,
-                    bidirectional: bool = False, batch_first: bool = True) -> nn.Module:
+def build_recurrent(
+    cfg: ModelConfig,
+    input_size: int,
+    *,
+    hidden_size: int | None = None,
+    bidirectional: bool = False,
+    batch_first: bool = True,
+) -> nn.Module:
     """A stacked ``rnnkit.nn`` layer: ``cfg.num_layers`` x ``hidden_size`` (default
     ``cfg.hidden_size``), dropout ``cfg.dropout`` between layers, and only the variant keys
     that belong to ``cfg.cell``."""
     hidden_size = hidden_size or cfg.hidden_size
-    common = dict(num_layers=cfg.num_layers, batch_first=batch_first, bidirectional=bidirectional,
-                  dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, fused=cfg.fused)
+    common = dict(
+        num_layers=cfg.num_layers,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        fused=cfg.fused,
+    )
     if cfg.cell == "rnn":
         return RNN(input_size, hidden_size, nonlinearity=cfg.nonlinearity, **common)
     if cfg.cell == "lstm":
-        return LSTM(input_size, hidden_size, peephole=cfg.peephole,
-                    forget_bias=cfg.forget_bias, **common)
+        return LSTM(
+            input_size, hidden_size, peephole=cfg.peephole, forget_bias=cfg.forget_bias, **common
+        )
     return GRU(input_size, hidden_size, reset=cfg.reset, gate=cfg.gate, **common)
 
 

@@ -63,8 +63,12 @@ class Encoder(nn.Module):
     def __init__(self, vocab_size: int, cfg: ModelConfig, pad_index: int) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=pad_index)
-        self.rnn = build_recurrent(cfg, cfg.embedding_size, hidden_size=cfg.encoder_hidden_size or cfg.hidden_size,
-                                   bidirectional=cfg.bidirectional)
+        self.rnn = build_recurrent(
+            cfg,
+            cfg.embedding_size,
+            hidden_size=cfg.encoder_hidden_size or cfg.hidden_size,
+            bidirectional=cfg.bidirectional,
+        )
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, RNNState]:
@@ -85,18 +89,25 @@ class Bridge(nn.Module):
         directions = 2 if cfg.bidirectional else 1
         encoder_size = directions * (cfg.encoder_hidden_size or cfg.hidden_size)
         if kind == "last" and encoder_size != cfg.hidden_size:
-            raise UserError(f"model.bridge last: the encoder's state ({encoder_size} = directions x "
-                            f"encoder_hidden_size) must equal model.hidden_size ({cfg.hidden_size}); use linear")
+            raise UserError(
+                f"model.bridge last: the encoder's state ({encoder_size} = directions x "
+                f"encoder_hidden_size) must equal model.hidden_size ({cfg.hidden_size}); use linear"
+            )
         parts = 2 if cfg.cell == "lstm" else 1
-        self.linears = nn.ModuleList(nn.Linear(encoder_size, cfg.hidden_size) for _ in range(parts)
-                                     ) if kind == "linear" else None
+        self.linears = (
+            nn.ModuleList(nn.Linear(encoder_size, cfg.hidden_size) for _ in range(parts))
+            if kind == "linear"
+            else None
+        )
         self.hidden_size = cfg.hidden_size
 
     def forward(self, final: RNNState) -> RNNState:
         out = []
         for i, s in enumerate(state_parts(final)):
             _, batch, size = s.shape
-            s = s.view(self.layers, -1, batch, size).transpose(1, 2).reshape(self.layers, batch, -1)  # (L, B, D*He)
+            s = (
+                s.view(self.layers, -1, batch, size).transpose(1, 2).reshape(self.layers, batch, -1)
+            )  # (L, B, D*He)
             if self.kind == "zero":
                 s = s.new_zeros(self.layers, batch, self.hidden_size)
             elif self.kind == "linear":
@@ -114,15 +125,22 @@ class Decoder(nn.Module):
         self.input_feeding = cfg.input_feeding and cfg.attention != "none"
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=pad_index)
         self.rnn = build_recurrent(cfg, cfg.embedding_size + (hidden if self.input_feeding else 0))
-        self.attention = None if cfg.attention == "none" else Attention(
-            cfg.attention, hidden, key_size, cfg.attention_size)
-        self.combine = None if self.attention is None else nn.Linear(key_size + hidden, hidden, bias=False)  # W_c
+        self.attention = (
+            None
+            if cfg.attention == "none"
+            else Attention(cfg.attention, hidden, key_size, cfg.attention_size)
+        )
+        self.combine = (
+            None if self.attention is None else nn.Linear(key_size + hidden, hidden, bias=False)
+        )  # W_c
         self.output = nn.Linear(hidden, vocab_size)  # W_s
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.tie_weights:
             if cfg.embedding_size != hidden:
-                raise UserError(f"model.tie_weights needs model.embedding_size ({cfg.embedding_size}) "
-                                f"== model.hidden_size ({hidden})")
+                raise UserError(
+                    f"model.tie_weights needs model.embedding_size ({cfg.embedding_size}) "
+                    f"== model.hidden_size ({hidden})"
+                )
             self.output.weight = self.embedding.weight
 
     def attend(self, h: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
@@ -132,8 +150,9 @@ class Decoder(nn.Module):
         context, weights = self.attention(h, memory.keys, memory.mask, memory.projected)
         return torch.tanh(self.combine(torch.cat([context, h], dim=-1))), weights
 
-    def step(self, tokens: Tensor, state: RNNState, feed: Tensor | None,
-             memory: Memory) -> tuple[Tensor, RNNState, Tensor]:
+    def step(
+        self, tokens: Tensor, state: RNNState, feed: Tensor | None, memory: Memory
+    ) -> tuple[Tensor, RNNState, Tensor]:
         """One step: y_{t-1} (B,), state (L, B, Hd), h~_{t-1} (B, Hd) -> h~_t, state, weights (B, S)."""
         x = self.dropout(self.embedding(tokens))  # (B, E)
         if self.input_feeding:
@@ -146,22 +165,26 @@ class Decoder(nn.Module):
         """h~ (..., Hd) -> (..., V)."""
         return self.output(self.dropout(attentional))
 
-    def forward(self, target_in: Tensor, state: RNNState, memory: Memory,
-                gold: list[bool]) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, target_in: Tensor, state: RNNState, memory: Memory, gold: list[bool]
+    ) -> tuple[Tensor, Tensor]:
         """target_in (B, T) = <bos> y_1 .. y_{T-1}; gold[t]: feed target_in[:, t] (else the
         model's argmax of step t-1) -> logits (B, T, V), attention weights (B, T, S)."""
         if all(gold) and not self.input_feeding:
             return self.forward_parallel(target_in, state, memory)
         return self.forward_stepwise(target_in, state, memory, gold)
 
-    def forward_parallel(self, target_in: Tensor, state: RNNState, memory: Memory) -> tuple[Tensor, Tensor]:
+    def forward_parallel(
+        self, target_in: Tensor, state: RNNState, memory: Memory
+    ) -> tuple[Tensor, Tensor]:
         """All gold, no input feeding: the RNN over all T steps in one call, attention for all at once."""
         out, _ = self.rnn(self.dropout(self.embedding(target_in)), state)  # (B, T, Hd)
         attentional, weights = self.attend(out, memory)
         return self.logits(attentional), weights
 
-    def forward_stepwise(self, target_in: Tensor, state: RNNState, memory: Memory,
-                         gold: list[bool]) -> tuple[Tensor, Tensor]:
+    def forward_stepwise(
+        self, target_in: Tensor, state: RNNState, memory: Memory, gold: list[bool]
+    ) -> tuple[Tensor, Tensor]:
         """One ``step`` per target position, feeding gold or predicted tokens as ``gold`` says."""
         batch, steps = target_in.shape
         feed = target_in.new_zeros(batch, self.rnn.hidden_size, dtype=memory.keys.dtype)
@@ -172,19 +195,29 @@ class Decoder(nn.Module):
             attentionals.append(feed)
             weights.append(w)
             if t + 1 < steps:
-                tokens = target_in[:, t + 1] if gold[t + 1] else self.logits(feed).argmax(-1).detach()
+                tokens = (
+                    target_in[:, t + 1] if gold[t + 1] else self.logits(feed).argmax(-1).detach()
+                )
         return self.logits(torch.stack(attentionals, dim=1)), torch.stack(weights, dim=1)
 
 
 class Seq2Seq(nn.Module):
     """Encoder + bridge + decoder; see the module docstring."""
 
-    def __init__(self, source_vocab: int, target_vocab: int, cfg: ModelConfig,
-                 source_pad: int, target_pad: int) -> None:
+    def __init__(
+        self,
+        source_vocab: int,
+        target_vocab: int,
+        cfg: ModelConfig,
+        source_pad: int,
+        target_pad: int,
+    ) -> None:
         super().__init__()
         if cfg.attention == "none" and cfg.bridge == "zero":
-            raise UserError("model.attention none with model.bridge zero leaves the decoder blind to the "
-                            "source; use bridge last or linear")
+            raise UserError(
+                "model.attention none with model.bridge zero leaves the decoder blind to the "
+                "source; use bridge last or linear"
+            )
         self.encoder = Encoder(source_vocab, cfg, source_pad)
         key_size = (2 if cfg.bidirectional else 1) * (cfg.encoder_hidden_size or cfg.hidden_size)
         self.bridge = Bridge(cfg.bridge, cfg)
@@ -196,13 +229,16 @@ class Seq2Seq(nn.Module):
     def encode(self, source: Tensor, lengths: Tensor) -> tuple[Memory, RNNState]:
         """source (B, S), lengths (B,) -> the memory to attend to and the decoder's first state."""
         outputs, final = self.encoder(source, lengths)  # (B, S, K)
-        mask = torch.arange(source.shape[1], device=source.device) < lengths.to(source.device).unsqueeze(1)  # (B, S)
+        mask = torch.arange(source.shape[1], device=source.device) < lengths.to(
+            source.device
+        ).unsqueeze(1)  # (B, S)
         attention = self.decoder.attention
         projected = None if attention is None else attention.precompute(outputs)
         return Memory(outputs, mask, projected), self.bridge(final)
 
-    def forward(self, source: Tensor, lengths: Tensor, target_in: Tensor,
-                teacher_forcing: float = 1.0) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, source: Tensor, lengths: Tensor, target_in: Tensor, teacher_forcing: float = 1.0
+    ) -> tuple[Tensor, Tensor]:
         """-> logits (B, T, V), attention weights (B, T, S). Step t > 0 feeds the gold token
         with probability ``teacher_forcing`` (one draw per step, from torch's generator)."""
         memory, state = self.encode(source, lengths)
@@ -217,12 +253,17 @@ class Seq2Seq(nn.Module):
         memory, state = self.encode(source, lengths)
         feed = memory.keys.new_zeros(source.shape[0], self.decoder.rnn.hidden_size)
         tokens = torch.full((source.shape[0],), bos, dtype=torch.long, device=source.device)
-        return self.search_step(tokens, (tuple(s.transpose(0, 1) for s in state_parts(state)), feed, memory))
+        return self.search_step(
+            tokens, (tuple(s.transpose(0, 1) for s in state_parts(state)), feed, memory)
+        )
 
     def search_step(self, tokens: Tensor, search_state: tuple) -> tuple[Tensor, tuple]:
         """tokens (N,), state -> logits (N, V), the next state (``search.StepFn``)."""
         parts, feed, memory = search_state
         state = state_from_parts(tuple(s.transpose(0, 1).contiguous() for s in parts))  # (L, N, Hd)
         feed, state, _ = self.decoder.step(tokens, state, feed, memory)
-        return self.decoder.logits(feed), (tuple(s.transpose(0, 1) for s in state_parts(state)), feed, memory)
-
+        return self.decoder.logits(feed), (
+            tuple(s.transpose(0, 1) for s in state_parts(state)),
+            feed,
+            memory,
+        )

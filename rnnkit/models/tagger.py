@@ -36,8 +36,14 @@ class CharBatch(NamedTuple):
 
 
 class SequenceTagger(nn.Module):
-    def __init__(self, vocab_size: int, num_tags: int, cfg: ModelConfig, pad_index: int = 0,
-                 num_chars: int = 0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        num_tags: int,
+        cfg: ModelConfig,
+        pad_index: int = 0,
+        num_chars: int = 0,
+    ) -> None:
         super().__init__()
         directions = 2 if cfg.bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=pad_index)
@@ -46,8 +52,12 @@ class SequenceTagger(nn.Module):
         if cfg.char_features:
             self.char_embedding = nn.Embedding(num_chars, cfg.char_embedding_size, padding_idx=0)
             char_cfg = dataclasses.replace(cfg, num_layers=1, dropout=0.0)
-            self.char_rnn = build_recurrent(char_cfg, cfg.char_embedding_size, hidden_size=cfg.char_hidden_size,
-                                            bidirectional=True)
+            self.char_rnn = build_recurrent(
+                char_cfg,
+                cfg.char_embedding_size,
+                hidden_size=cfg.char_hidden_size,
+                bidirectional=True,
+            )
             input_size += 2 * cfg.char_hidden_size
         self.rnn = build_recurrent(cfg, input_size, bidirectional=cfg.bidirectional)
         self.dropout = nn.Dropout(cfg.dropout)

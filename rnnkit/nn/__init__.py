@@ -5,9 +5,19 @@
 - ``layers.py``: ``RNN``, ``LSTM``, ``GRU`` with torch.nn's interface and two paths (fused/explicit).
 """
 
-from .cells import (CellWeights, GRUCell, GRUStep, LSTMCell, LSTMStep, RNNCell, RNNStep,
-                    hard_sigmoid)
+from .cells import CellWeights, GRUCell, GRUStep, LSTMCell, LSTMStep, RNNCell, RNNStep, hard_sigmoid
 from .layers import GRU, LSTM, RNN
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNStep", "LSTMStep",
-           "GRUStep", "CellWeights", "hard_sigmoid"]
+__all__ = [
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "RNNStep",
+    "LSTMStep",
+    "GRUStep",
+    "CellWeights",
+    "hard_sigmoid",
+]

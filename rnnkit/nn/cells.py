@@ -18,8 +18,9 @@ The cells ``RNNCell``, ``LSTMCell``, ``GRUCell`` are drop-in replacements of tor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -209,15 +210,23 @@ def run_cell(step: Step, w: CellWeights, input: Tensor, hx: State | None) -> Sta
 
 
 def _weights(cell: torch.nn.modules.rnn.RNNCellBase) -> CellWeights:
-    return CellWeights(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
-                       getattr(cell, "weight_ch", None))
+    return CellWeights(
+        cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, getattr(cell, "weight_ch", None)
+    )
 
 
 class RNNCell(torch.nn.RNNCell):
     """torch.nn.RNNCell computed by ``RNNStep``: forward(input (B, I), hx (B, H)) -> h' (B, H)."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ) -> None:
         self.step = RNNStep(nonlinearity)
         super().__init__(input_size, hidden_size, bias, nonlinearity, device, dtype)
 
@@ -229,20 +238,33 @@ class LSTMCell(torch.nn.LSTMCell):
     """torch.nn.LSTMCell computed by ``LSTMStep``, with optional peephole weights
     ``weight_ch`` (3H,) and forget-gate bias init: forward(input (B, I), (h, c)) -> (h', c')."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, peephole: bool = False, forget_bias: float | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        peephole: bool = False,
+        forget_bias: float | None = None,
+    ) -> None:
         self.step = LSTMStep(peephole)
         self.forget_bias = forget_bias
         super().__init__(input_size, hidden_size, bias, device, dtype)
         if peephole:
-            self.weight_ch = torch.nn.Parameter(torch.empty(3 * hidden_size, device=device, dtype=dtype))
+            self.weight_ch = torch.nn.Parameter(
+                torch.empty(3 * hidden_size, device=device, dtype=dtype)
+            )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
         init_forget_bias(self.bias_ih, self.bias_hh, getattr(self, "forget_bias", None))
 
-    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
         return run_cell(self.step, _weights(self), input, hx)
 
 
@@ -250,8 +272,17 @@ class GRUCell(torch.nn.GRUCell):
     """torch.nn.GRUCell computed by ``GRUStep``, with ``reset="after" | "before"`` and
     ``gate="sigmoid" | "hard_sigmoid"``: forward(input (B, I), hx (B, H)) -> h' (B, H)."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, reset: str = "after", gate: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        reset: str = "after",
+        gate: str = "sigmoid",
+    ) -> None:
         self.step = GRUStep(reset, gate)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
@@ -260,7 +291,9 @@ class GRUCell(torch.nn.GRUCell):
 
 
 @torch.no_grad()
-def init_forget_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, forget_bias: float | None) -> None:
+def init_forget_bias(
+    bias_ih: Tensor | None, bias_hh: Tensor | None, forget_bias: float | None
+) -> None:
     """Set the LSTM forget-gate bias: ``b_if = forget_bias`` and ``b_hf = 0``, so that the bias
     the gate sees, their sum, is ``forget_bias`` (1.0 is the usual choice: Gers et al. 2000,
     Jozefowicz et al. 2015). Peephole weights need nothing here: torch's ``reset_parameters``

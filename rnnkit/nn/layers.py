@@ -45,8 +45,9 @@ def bf16_lstm_kernel_missing(x: Tensor) -> bool:
     """True where torch's fused LSTM would be asked for bf16 on a CPU whose oneDNN has no bf16
     LSTM primitive (CPUs without native bf16: "could not create a primitive descriptor for the
     LSTM forward propagation primitive"). The explicit path computes the same model there."""
-    bf16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu")
-                                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    bf16 = x.dtype == torch.bfloat16 or (
+        torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
     return x.device.type == "cpu" and bf16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
@@ -64,19 +65,40 @@ class RecurrentLayer:
             row = []
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                row.append(CellWeights(*(getattr(self, name + suffix, None) for name in (
-                    "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch", "weight_hr"))))
+                row.append(
+                    CellWeights(
+                        *(
+                            getattr(self, name + suffix, None)
+                            for name in (
+                                "weight_ih",
+                                "weight_hh",
+                                "bias_ih",
+                                "bias_hh",
+                                "weight_ch",
+                                "weight_hr",
+                            )
+                        )
+                    )
+                )
             weights.append(row)
         return weights
 
-    def forward(self, input: Tensor | PackedSequence, hx: Hidden | None = None,
-                lengths: Tensor | None = None) -> tuple[Tensor | PackedSequence, Hidden]:
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: Hidden | None = None,
+        lengths: Tensor | None = None,
+    ) -> tuple[Tensor | PackedSequence, Hidden]:
         packed = isinstance(input, PackedSequence)
-        fused = self.fused and not (isinstance(self, torch.nn.LSTM) and bf16_lstm_kernel_missing(
-            input.data if packed else input))
+        fused = self.fused and not (
+            isinstance(self, torch.nn.LSTM)
+            and bf16_lstm_kernel_missing(input.data if packed else input)
+        )
         if packed:
             if lengths is not None:
-                raise ValueError("lengths= goes with a padded tensor; a PackedSequence carries its own")
+                raise ValueError(
+                    "lengths= goes with a padded tensor; a PackedSequence carries its own"
+                )
             return super().forward(input, hx) if fused else self._explicit_packed(input, hx)
         if lengths is not None:
             return self._padded_with_lengths(input, hx, lengths, fused)
@@ -93,23 +115,30 @@ class RecurrentLayer:
             out, state = out.squeeze(1), tuple(s.squeeze(1) for s in state)
         return out, self._hidden(state)
 
-    def _padded_with_lengths(self, input: Tensor, hx: Hidden | None, lengths: Tensor,
-                             fused: bool) -> tuple[Tensor, Hidden]:
+    def _padded_with_lengths(
+        self, input: Tensor, hx: Hidden | None, lengths: Tensor, fused: bool
+    ) -> tuple[Tensor, Hidden]:
         if input.dim() != 3:
             raise ValueError(f"lengths= needs a batched 3-D input, got shape {tuple(input.shape)}")
         steps, batch = (input.shape[1], input.shape[0]) if self.batch_first else input.shape[:2]
         lengths = torch.as_tensor(lengths)
         if lengths.shape != (batch,) or lengths.min() < 1 or lengths.max() > steps:
-            raise ValueError(f"lengths must be {batch} integers in 1..{steps}, got {lengths.tolist()}")
+            raise ValueError(
+                f"lengths must be {batch} integers in 1..{steps}, got {lengths.tolist()}"
+            )
         if fused:
-            packed = pack_padded_sequence(input, lengths.cpu(), self.batch_first, enforce_sorted=False)
+            packed = pack_padded_sequence(
+                input, lengths.cpu(), self.batch_first, enforce_sorted=False
+            )
             out, hidden = super().forward(packed, hx)
             return pad_packed_sequence(out, self.batch_first, total_length=steps)[0], hidden
         x = input.transpose(0, 1) if self.batch_first else input
         out, state = self._explicit(x, self._state_tuple(hx, True), lengths.to(input.device))
         return (out.transpose(0, 1) if self.batch_first else out), self._hidden(state)
 
-    def _explicit_packed(self, input: PackedSequence, hx: Hidden | None) -> tuple[PackedSequence, Hidden]:
+    def _explicit_packed(
+        self, input: PackedSequence, hx: Hidden | None
+    ) -> tuple[PackedSequence, Hidden]:
         # Work on the padded form in the caller's batch order (the order hx and h_n use), then
         # lay the output out again exactly as the input was packed.
         x, lengths = pad_packed_sequence(input)  # (T, B, I), lengths (B,) on the CPU
@@ -118,16 +147,21 @@ class RecurrentLayer:
         if order is not None:
             out, lengths = out.index_select(1, order), lengths[order.cpu()]
         data = pack_padded_sequence(out, lengths).data
-        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), \
-            self._hidden(state)
+        return PackedSequence(
+            data, input.batch_sizes, input.sorted_indices, input.unsorted_indices
+        ), self._hidden(state)
 
-    def _explicit(self, x: Tensor, hx: State | None, lengths: Tensor | None) -> tuple[Tensor, State]:
+    def _explicit(
+        self, x: Tensor, hx: State | None, lengths: Tensor | None
+    ) -> tuple[Tensor, State]:
         """x (T, B, I) time-major -> outputs (T, B, D*H_out), final state tuple."""
         if hx is None:
             layers = self.num_layers * (2 if self.bidirectional else 1)
             sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: self.step.num_states]
             hx = tuple(x.new_zeros(layers, x.shape[1], size) for size in sizes)
-        return run_stack(self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training)
+        return run_stack(
+            self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training
+        )
 
     def _state_tuple(self, hx: Hidden | None, batched: bool) -> State | None:
         if hx is None:
@@ -146,14 +180,34 @@ class RNN(RecurrentLayer, torch.nn.RNN):
     """Elman RNN layer (``cells.RNNStep``): ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
     Every variant is one torch's kernel computes; ``fused=False`` runs the explicit cell."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
-                 fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        fused: bool | None = None,
+    ) -> None:
         self.step = RNNStep(nonlinearity)
-        super().__init__(input_size, hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
-                         bias=bias, batch_first=batch_first, dropout=dropout,
-                         bidirectional=bidirectional, device=device, dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            nonlinearity=nonlinearity,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
         self.fused = choose_fused("RNN", self.step, fused)
 
 
@@ -161,20 +215,47 @@ class LSTM(RecurrentLayer, torch.nn.LSTM):
     """LSTM layer (``cells.LSTMStep``), optionally with peephole weights ``weight_ch_l{k}`` (3H,)
     (i, f see c_{t-1}, o sees c_t; explicit path only) and a forget-gate bias init."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
-                 forget_bias: float | None = None, fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        peephole: bool = False,
+        forget_bias: float | None = None,
+        fused: bool | None = None,
+    ) -> None:
         self.step = LSTMStep(peephole)
         self.forget_bias = forget_bias
-        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias,
-                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
-                         proj_size=proj_size, device=device, dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+            device=device,
+            dtype=dtype,
+        )
         if peephole:
-            for suffix in [name[len("weight_ih"):] for name in self._flat_weights_names
-                           if name.startswith("weight_ih")]:
-                self.register_parameter("weight_ch" + suffix, torch.nn.Parameter(
-                    torch.empty(3 * hidden_size, device=device, dtype=dtype)))
+            for suffix in [
+                name[len("weight_ih") :]
+                for name in self._flat_weights_names
+                if name.startswith("weight_ih")
+            ]:
+                self.register_parameter(
+                    "weight_ch" + suffix,
+                    torch.nn.Parameter(torch.empty(3 * hidden_size, device=device, dtype=dtype)),
+                )
             self.reset_parameters()
         self.fused = choose_fused("LSTM", self.step, fused)
 
@@ -189,12 +270,32 @@ class GRU(RecurrentLayer, torch.nn.GRU):
     """GRU layer (``cells.GRUStep``) with ``reset="after" | "before"`` and
     ``gate="sigmoid" | "hard_sigmoid"``; the fused kernel computes reset="after" with sigmoid."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, reset: str = "after", gate: str = "sigmoid",
-                 fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        reset: str = "after",
+        gate: str = "sigmoid",
+        fused: bool | None = None,
+    ) -> None:
         self.step = GRUStep(reset, gate)
-        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias,
-                         batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
-                         device=device, dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
         self.fused = choose_fused("GRU", self.step, fused)

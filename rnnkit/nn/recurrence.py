@@ -31,8 +31,9 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index)
 
 
-def run_direction(step: Step, w: CellWeights, x: Tensor, state: State,
-                  mask: Tensor | None) -> tuple[Tensor, State]:
+def run_direction(
+    step: Step, w: CellWeights, x: Tensor, state: State, mask: Tensor | None
+) -> tuple[Tensor, State]:
     """One layer, one direction: x (T, B, I), state tuple of (B, *), mask (T, B, 1) bool or None
     -> outputs (T, B, H_out), final state."""
     gx = step.project(x, w)  # (T, B, kH): every step's input projection in one matmul
@@ -53,8 +54,15 @@ def run_direction(step: Step, w: CellWeights, x: Tensor, state: State,
     return torch.stack(outputs), state
 
 
-def run_stack(step: Step, weights: list[list[CellWeights]], x: Tensor, hx: State,
-              lengths: Tensor | None, dropout: float, training: bool) -> tuple[Tensor, State]:
+def run_stack(
+    step: Step,
+    weights: list[list[CellWeights]],
+    x: Tensor,
+    hx: State,
+    lengths: Tensor | None,
+    dropout: float,
+    training: bool,
+) -> tuple[Tensor, State]:
     """All layers and directions.
 
     weights[layer][direction]; x (T, B, I); hx: tuple of (L*D, B, *) as torch orders them

@@ -43,8 +43,10 @@ def read_data(cfg: Config) -> dict[str, list[LabelledText]]:
 
 def new_tokenizers(cfg: Config, data: dict[str, list[LabelledText]]) -> Tokenizers:
     train = data["train"]
-    return (tokenizer_from_config(cfg.data, "\n".join(e.text for e in train)),
-            LabelVocabulary.build([e.label for e in train]))
+    return (
+        tokenizer_from_config(cfg.data, "\n".join(e.text for e in train)),
+        LabelVocabulary.build([e.label for e in train]),
+    )
 
 
 def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
@@ -59,12 +61,15 @@ def load_tokenizers(directory: Path) -> Tokenizers:
 def new_model(cfg: Config, tokenizers: Tokenizers) -> SequenceClassifier:
     vocab = tokenizers[0].vocab
     model = SequenceClassifier(len(vocab), len(tokenizers[1]), cfg.model, vocab.pad_index)
-    embedding_from_vectors(model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings)
+    embedding_from_vectors(
+        model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
+    )
     return model
 
 
-def encode_texts(tokenizer: Tokenizer, texts: list[str], name: str = "input",
-                 lines: list[int] | None = None) -> list[list[int]]:
+def encode_texts(
+    tokenizer: Tokenizer, texts: list[str], name: str = "input", lines: list[int] | None = None
+) -> list[list[int]]:
     """Texts -> token ids; a text with no token is a UserError naming its line."""
     encoded = []
     for i, text in enumerate(texts):
@@ -81,7 +86,9 @@ def label_ids(labels: LabelVocabulary, examples: list[LabelledText], name: str) 
     for e in examples:
         if e.label not in labels.index:
             shown = ", ".join(labels.names[:10]) + (", ..." if len(labels) > 10 else "")
-            raise UserError(f"{name}:{e.line}: label {e.label!r} is not one of the run's labels ({shown})")
+            raise UserError(
+                f"{name}:{e.line}: label {e.label!r} is not one of the run's labels ({shown})"
+            )
         ids.append(labels.index[e.label])
     return ids
 
@@ -96,8 +103,13 @@ def collate(ids: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def predict_ids(model: SequenceClassifier, ids: list[list[int]], pad: int, device: torch.device,
-                batch_size: int = 100) -> Tensor:
+def predict_ids(
+    model: SequenceClassifier,
+    ids: list[list[int]],
+    pad: int,
+    device: torch.device,
+    batch_size: int = 100,
+) -> Tensor:
     """Class probabilities (N, C) for token id lists, in input order."""
     was_training = model.training
     model.eval()
@@ -111,29 +123,57 @@ def predict_ids(model: SequenceClassifier, ids: list[list[int]], pad: int, devic
     return probabilities
 
 
-def predict(model: SequenceClassifier, tokenizers: Tokenizers, texts: list[str], device: torch.device,
-            name: str = "input", batch_size: int = 100) -> list[tuple[str, list[float]]]:
+def predict(
+    model: SequenceClassifier,
+    tokenizers: Tokenizers,
+    texts: list[str],
+    device: torch.device,
+    name: str = "input",
+    batch_size: int = 100,
+) -> list[tuple[str, list[float]]]:
     """Texts -> (the most probable label, every label's probability in ``labels.names`` order)."""
-    probabilities = predict_ids(model, encode_texts(tokenizers[0], texts, name), tokenizers[0].vocab.pad_index,
-                                device, batch_size)
+    probabilities = predict_ids(
+        model,
+        encode_texts(tokenizers[0], texts, name),
+        tokenizers[0].vocab.pad_index,
+        device,
+        batch_size,
+    )
     names = tokenizers[1].names
     return [(names[int(p.argmax())], p.tolist()) for p in probabilities]
 
 
-def evaluate(model: SequenceClassifier, tokenizers: Tokenizers, examples: list[LabelledText],
-             device: torch.device, name: str = "data", batch_size: int = 100) -> dict[str, Any]:
+def evaluate(
+    model: SequenceClassifier,
+    tokenizers: Tokenizers,
+    examples: list[LabelledText],
+    device: torch.device,
+    name: str = "data",
+    batch_size: int = 100,
+) -> dict[str, Any]:
     """loss (mean cross-entropy), accuracy, macro_f1, examples, and ``confusion``:
     {"labels": [...], "matrix": M} with M[i][j] the examples of gold label i predicted as j."""
     tokenizer, labels = tokenizers
     gold = label_ids(labels, examples, name)
     ids = encode_texts(tokenizer, [e.text for e in examples], name, [e.line for e in examples])
     probabilities = predict_ids(model, ids, tokenizer.vocab.pad_index, device, batch_size)
-    loss = -probabilities[torch.arange(len(gold)), torch.tensor(gold)].clamp_min(1e-30).log().mean().item()
+    loss = (
+        -probabilities[torch.arange(len(gold)), torch.tensor(gold)]
+        .clamp_min(1e-30)
+        .log()
+        .mean()
+        .item()
+    )
     gold_names = [e.label for e in examples]
     predicted = [labels.names[i] for i in probabilities.argmax(1).tolist()]
     order, matrix = confusion_matrix(gold_names, predicted, labels.names)
-    return {"loss": loss, "accuracy": accuracy(gold_names, predicted), "macro_f1": macro_f1(gold_names, predicted),
-            "examples": len(examples), "confusion": {"labels": order, "matrix": matrix}}
+    return {
+        "loss": loss,
+        "accuracy": accuracy(gold_names, predicted),
+        "macro_f1": macro_f1(gold_names, predicted),
+        "examples": len(examples),
+        "confusion": {"labels": order, "matrix": matrix},
+    }
 
 
 class ClassificationTask(StatelessTask):
@@ -141,15 +181,34 @@ class ClassificationTask(StatelessTask):
 
     best_metric, higher_is_better = "accuracy", True
 
-    def __init__(self, cfg: Config, tokenizers: Tokenizers, model: SequenceClassifier,
-                 data: dict[str, list[LabelledText]], device: torch.device, env: Distributed = Distributed()) -> None:
-        self.cfg, self.tokenizers, self.model, self.device = cfg, tokenizers, model.to(device), device
+    def __init__(
+        self,
+        cfg: Config,
+        tokenizers: Tokenizers,
+        model: SequenceClassifier,
+        data: dict[str, list[LabelledText]],
+        device: torch.device,
+        env: Distributed = Distributed(),
+    ) -> None:
+        self.cfg, self.tokenizers, self.model, self.device = (
+            cfg,
+            tokenizers,
+            model.to(device),
+            device,
+        )
         self.data = data
         train = data["train"]
-        self.ids = encode_texts(tokenizers[0], [e.text for e in train], str(cfg.data.train), [e.line for e in train])
+        self.ids = encode_texts(
+            tokenizers[0], [e.text for e in train], str(cfg.data.train), [e.line for e in train]
+        )
         self.labels = torch.tensor(label_ids(tokenizers[1], train, str(cfg.data.train)))
-        self.train = BucketBatches([len(x) for x in self.ids], cfg.data.batch_size // env.world_size,
-                                   seed=cfg.seed, rank=env.rank, world_size=env.world_size)
+        self.train = BucketBatches(
+            [len(x) for x in self.ids],
+            cfg.data.batch_size // env.world_size,
+            seed=cfg.seed,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
 
     def num_batches(self) -> int:
         return len(self.train)
@@ -159,20 +218,32 @@ class ClassificationTask(StatelessTask):
         tokens, lengths = collate([self.ids[i] for i in rows], self.tokenizers[0].vocab.pad_index)
         logits = model(tokens.to(self.device), lengths.to(self.device))  # (B, C)
         targets = self.labels[rows].to(self.device)  # (B,)
-        loss, count = token_cross_entropy(logits.unsqueeze(1), targets.unsqueeze(1), IGNORE,
-                                          self.cfg.train.label_smoothing)
+        loss, count = token_cross_entropy(
+            logits.unsqueeze(1), targets.unsqueeze(1), IGNORE, self.cfg.train.label_smoothing
+        )
         return loss, count, len(rows)
 
     def scores(self, split: str) -> dict[str, Any]:
-        return evaluate(self.model, self.tokenizers, self.data[split], self.device,
-                        str(getattr(self.cfg.data, split) or self.cfg.data.train), self.cfg.data.eval_batch_size)
+        return evaluate(
+            self.model,
+            self.tokenizers,
+            self.data[split],
+            self.device,
+            str(getattr(self.cfg.data, split) or self.cfg.data.train),
+            self.cfg.data.eval_batch_size,
+        )
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return {k: v for k, v in self.scores("valid").items() if k != "confusion"}
 
 
-def new_task(cfg: Config, tokenizers: Tokenizers, data: dict[str, list[LabelledText]], device: torch.device,
-             env: Distributed) -> ClassificationTask:
+def new_task(
+    cfg: Config,
+    tokenizers: Tokenizers,
+    data: dict[str, list[LabelledText]],
+    device: torch.device,
+    env: Distributed,
+) -> ClassificationTask:
     return ClassificationTask(cfg, tokenizers, new_model(cfg, tokenizers), data, device, env)
 
 

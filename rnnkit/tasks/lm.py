@@ -10,7 +10,6 @@ task's ``state_dict`` so that a resumed run continues exactly.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,8 +43,10 @@ def read_splits(cfg: Config) -> dict[str, str]:
     if data.train is None:
         raise UserError("data.train: no training file given")
     if data.mode == "sentence" and data.tokenizer == "char":
-        raise UserError("data.mode: sentence mode needs data.tokenizer word or subword "
-                        "(a char vocabulary has no <bos>/<eos>; use stream mode)")
+        raise UserError(
+            "data.mode: sentence mode needs data.tokenizer word or subword "
+            "(a char vocabulary has no <bos>/<eos>; use stream mode)"
+        )
     texts = {"train": read_text(data.train)}
     if data.valid is not None:
         texts["valid"] = read_text(data.valid)
@@ -59,7 +60,9 @@ def read_splits(cfg: Config) -> dict[str, str]:
             cut = int(len(lines) * (1 - data.valid_fraction))
             texts["train"], texts["valid"] = "\n".join(lines[:cut]), "\n".join(lines[cut:])
         if not texts["valid"].strip() or not texts["train"].strip():
-            raise UserError(f"{data.train}: too short to hold out {data.valid_fraction:.0%} for validation")
+            raise UserError(
+                f"{data.train}: too short to hold out {data.valid_fraction:.0%} for validation"
+            )
     if data.test is not None:
         texts["test"] = read_text(data.test)
     return texts
@@ -73,18 +76,24 @@ def new_model(cfg: Config, tokenizer: Tokenizer) -> RNNLanguageModel:
     vocab = tokenizer.vocab
     model = RNNLanguageModel(len(vocab), cfg.model, vocab.pad_index)
     # With tie_weights the output layer shares this Parameter, so it takes the vectors too.
-    embedding_from_vectors(model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings)
+    embedding_from_vectors(
+        model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
+    )
     return model
 
 
 class LanguageModelScorer:
     """Loss, perplexity and bits per character of a model on any text."""
 
-    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: RNNLanguageModel, device: torch.device) -> None:
+    def __init__(
+        self, cfg: Config, tokenizer: Tokenizer, model: RNNLanguageModel, device: torch.device
+    ) -> None:
         self.cfg, self.tokenizer, self.model, self.device = cfg, tokenizer, model.to(device), device
         self._eval_batches: dict[str, StreamBatches | SentenceBatches] = {}
 
-    def token_loss(self, logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, int]:
+    def token_loss(
+        self, logits: Tensor, targets: Tensor, label_smoothing: float = 0.0
+    ) -> tuple[Tensor, int]:
         """Summed cross-entropy over the non-padding targets, and their number."""
         return token_cross_entropy(logits, targets, self.tokenizer.vocab.pad_index, label_smoothing)
 
@@ -99,8 +108,14 @@ class LanguageModelScorer:
             else:
                 vocab = self.tokenizer.vocab
                 lines = [self.tokenizer.encode(line) for line in split_lines(text)]
-                self._eval_batches[text] = SentenceBatches(lines, data.eval_batch_size, vocab.pad_index,
-                                                           vocab.bos_index, vocab.eos_index, shuffle=False)
+                self._eval_batches[text] = SentenceBatches(
+                    lines,
+                    data.eval_batch_size,
+                    vocab.pad_index,
+                    vocab.bos_index,
+                    vocab.eos_index,
+                    shuffle=False,
+                )
         return self._eval_batches[text]
 
     @torch.no_grad()
@@ -113,7 +128,9 @@ class LanguageModelScorer:
         total, count = 0.0, 0
         state = None
         for k in range(len(batches)):
-            inputs, targets, lengths = (t if t is None else t.to(self.device) for t in batches.batch(0, k))
+            inputs, targets, lengths = (
+                t if t is None else t.to(self.device) for t in batches.batch(0, k)
+            )
             logits, state = self.model(inputs, state if lengths is None else None, lengths=lengths)
             loss, n = self.token_loss(logits, targets)
             total, count = total + loss.item(), count + n
@@ -130,8 +147,15 @@ class LanguageModelTask(LanguageModelScorer):
 
     best_metric, higher_is_better = "loss", False
 
-    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: RNNLanguageModel, texts: dict[str, str],
-                 device: torch.device, env: Distributed = Distributed()) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        tokenizer: Tokenizer,
+        model: RNNLanguageModel,
+        texts: dict[str, str],
+        device: torch.device,
+        env: Distributed = Distributed(),
+    ) -> None:
         super().__init__(cfg, tokenizer, model, device)
         self.texts = texts
         vocab = tokenizer.vocab
@@ -141,9 +165,16 @@ class LanguageModelTask(LanguageModelScorer):
             self.train = StreamBatches(ids, data.batch_size, data.bptt, env.rank, env.world_size)
         else:
             lines = [tokenizer.encode(line) for line in split_lines(texts["train"])]
-            self.train = SentenceBatches(lines, data.batch_size // env.world_size, vocab.pad_index,
-                                         vocab.bos_index, vocab.eos_index, seed=cfg.seed,
-                                         rank=env.rank, world_size=env.world_size)
+            self.train = SentenceBatches(
+                lines,
+                data.batch_size // env.world_size,
+                vocab.pad_index,
+                vocab.bos_index,
+                vocab.eos_index,
+                seed=cfg.seed,
+                rank=env.rank,
+                world_size=env.world_size,
+            )
         self.carried: State | None = None
 
     def num_batches(self) -> int:
@@ -153,7 +184,9 @@ class LanguageModelTask(LanguageModelScorer):
         self.carried = None
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
-        inputs, targets, lengths = (t if t is None else t.to(self.device) for t in self.train.batch(epoch, k))
+        inputs, targets, lengths = (
+            t if t is None else t.to(self.device) for t in self.train.batch(epoch, k)
+        )
         logits, state = model(inputs, self.carried, lengths=lengths)  # (B, T, V)
         if lengths is None:  # stream: the next window starts where this one ended
             self.carried = detach_state(state)
@@ -182,9 +215,20 @@ def start_tokens(tokenizer: Tokenizer, prompt: str) -> list[int]:
 
 
 @torch.no_grad()
-def generate(model: RNNLanguageModel, tokenizer: Tokenizer, prompt: str = "", *, max_tokens: int = 200,
-             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam: int = 1,
-             num_samples: int = 1, seed: int | None = None, stop_at_eos: bool = False) -> list[str]:
+def generate(
+    model: RNNLanguageModel,
+    tokenizer: Tokenizer,
+    prompt: str = "",
+    *,
+    max_tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    beam: int = 1,
+    num_samples: int = 1,
+    seed: int | None = None,
+    stop_at_eos: bool = False,
+) -> list[str]:
     """Continue ``prompt``: the prompt is read once, then each step feeds only the new token with
     the carried state (incremental). ``beam > 1`` returns the ``num_samples`` best beams;
     otherwise ``num_samples`` samples (temperature 0: greedy)."""
@@ -200,16 +244,29 @@ def generate(model: RNNLanguageModel, tokenizer: Tokenizer, prompt: str = "", *,
     eos = tokenizer.vocab.eos_index if stop_at_eos else None
     first = logits[:, -1]  # (1, V)
     if beam > 1:
-        hypotheses = beam_search(step, first, state, beam, max_tokens, eos=eos, n_best=min(num_samples, beam))[0]
+        hypotheses = beam_search(
+            step, first, state, beam, max_tokens, eos=eos, n_best=min(num_samples, beam)
+        )[0]
         outputs = [tokens for tokens, _ in hypotheses]
     else:
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else torch.seed())
         expand = torch.zeros(num_samples, dtype=torch.long, device=device)
-        outputs = sample(step, first.expand(num_samples, -1), reorder_state(state, expand), max_tokens,
-                         temperature=temperature, top_k=top_k, top_p=top_p, eos=eos, generator=generator)
-    return [prompt + ("" if tokenizer.kind == "char" or not prompt else " ") + tokenizer.decode(out)
-            for out in outputs]
+        outputs = sample(
+            step,
+            first.expand(num_samples, -1),
+            reorder_state(state, expand),
+            max_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos=eos,
+            generator=generator,
+        )
+    return [
+        prompt + ("" if tokenizer.kind == "char" or not prompt else " ") + tokenizer.decode(out)
+        for out in outputs
+    ]
 
 
 # -- what ``training.py`` asks of every task (``tasks/translate.py`` has the same functions) ----
@@ -222,8 +279,9 @@ def new_tokenizers(cfg: Config, data: dict[str, str]) -> Tokenizer:
     return new_tokenizer(cfg, data["train"])
 
 
-def new_task(cfg: Config, tokenizer: Tokenizer, data: dict[str, str], device: torch.device,
-             env: Distributed) -> LanguageModelTask:
+def new_task(
+    cfg: Config, tokenizer: Tokenizer, data: dict[str, str], device: torch.device, env: Distributed
+) -> LanguageModelTask:
     return LanguageModelTask(cfg, tokenizer, new_model(cfg, tokenizer), data, device, env)
 
 
@@ -231,7 +289,9 @@ def test_metrics(task: LanguageModelTask, data: dict[str, str]) -> dict[str, flo
     return task.score(data["test"])
 
 
-def diagnostic_batch(cfg: Config, tokenizer: Tokenizer, data: dict[str, str], size: int) -> tuple[Tensor, Tensor]:
+def diagnostic_batch(
+    cfg: Config, tokenizer: Tokenizer, data: dict[str, str], size: int
+) -> tuple[Tensor, Tensor]:
     """The first ``size`` bptt windows of the validation text (inputs, targets), each (size, bptt):
     the batch ``rnnkit diagnose gradients`` differentiates."""
     ids = torch.tensor(tokenizer.encode_corpus(data["valid"]), dtype=torch.long)

@@ -12,7 +12,6 @@ copy:   loss = cross-entropy per step over all T + 20 steps; ``accuracy`` counts
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +36,9 @@ def summed_loss(task: str, output: Tensor, targets: Tensor) -> tuple[Tensor, int
     """The summed loss of a batch and what it is averaged over (sequences, or steps for copy)."""
     if task == "adding":
         return ((output - targets) ** 2).sum(), targets.numel()
-    return F.cross_entropy(output.flatten(0, 1), targets.flatten(), reduction="sum"), targets.numel()
+    return F.cross_entropy(
+        output.flatten(0, 1), targets.flatten(), reduction="sum"
+    ), targets.numel()
 
 
 def last_step_loss(model: nn.Module, batch: Batch) -> Tensor:
@@ -55,9 +56,21 @@ class LongRangeTask(StatelessTask):
 
     best_metric, higher_is_better = "loss", False
 
-    def __init__(self, cfg: Config, model: SequenceModel, data: dict[str, Batch], device: torch.device,
-                 env: Distributed = Distributed()) -> None:
-        self.cfg, self.model, self.data, self.device, self.env = cfg, model.to(device), data, device, env
+    def __init__(
+        self,
+        cfg: Config,
+        model: SequenceModel,
+        data: dict[str, Batch],
+        device: torch.device,
+        env: Distributed = Distributed(),
+    ) -> None:
+        self.cfg, self.model, self.data, self.device, self.env = (
+            cfg,
+            model.to(device),
+            data,
+            device,
+            env,
+        )
         self.rows = max(1, cfg.data.batch_size // env.world_size)
 
     def num_batches(self) -> int:
@@ -65,7 +78,9 @@ class LongRangeTask(StatelessTask):
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         index = (epoch * self.num_batches() + k) * self.env.world_size + self.env.rank
-        inputs, targets = (t.to(self.device) for t in draw(self.cfg, self.rows, self.cfg.seed, index))
+        inputs, targets = (
+            t.to(self.device) for t in draw(self.cfg, self.rows, self.cfg.seed, index)
+        )
         loss, count = summed_loss(self.cfg.task, model(inputs), targets)
         return loss, count, self.rows
 
@@ -99,8 +114,10 @@ class LongRangeTask(StatelessTask):
 # -- what ``training.py`` asks of every task (see tasks/lm.py) ------------------------------
 def read_data(cfg: Config) -> dict[str, Batch]:
     """The fixed held-out sets (training batches are drawn as they are needed)."""
-    return {"valid": draw(cfg, cfg.data.valid_size, cfg.seed, HELD_OUT),
-            "test": draw(cfg, cfg.data.test_size, cfg.seed, HELD_OUT + 1)}
+    return {
+        "valid": draw(cfg, cfg.data.valid_size, cfg.seed, HELD_OUT),
+        "test": draw(cfg, cfg.data.test_size, cfg.seed, HELD_OUT + 1),
+    }
 
 
 def new_tokenizers(cfg: Config, data: dict[str, Batch]) -> None:
@@ -119,8 +136,9 @@ def new_model(cfg: Config, tokenizers: None) -> SequenceModel:
     return SequenceModel(cfg.task, cfg.model)
 
 
-def new_task(cfg: Config, tokenizers: None, data: dict[str, Batch], device: torch.device,
-             env: Distributed) -> LongRangeTask:
+def new_task(
+    cfg: Config, tokenizers: None, data: dict[str, Batch], device: torch.device, env: Distributed
+) -> LongRangeTask:
     return LongRangeTask(cfg, new_model(cfg, tokenizers), data, device, env)
 
 

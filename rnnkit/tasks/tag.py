@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +27,16 @@ from ..labelled_data import LABELS_FILE, LabelVocabulary, TaggedSentence, read_s
 from ..losses import token_cross_entropy
 from ..metrics import accuracy, entity_scores, is_entity_tagset
 from ..models.tagger import CharBatch, SequenceTagger
-from ..tokenizers import BOS, EOS, PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer, load_tokenizer
+from ..tokenizers import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    CharTokenizer,
+    Vocabulary,
+    WordTokenizer,
+    load_tokenizer,
+)
 from ..trainer import StatelessTask
 
 Tokenizers = tuple[WordTokenizer, CharTokenizer | None, LabelVocabulary]
@@ -42,7 +50,9 @@ def read_file(cfg: Config, path: str | Path) -> list[TaggedSentence]:
 
 def read_data(cfg: Config) -> dict[str, list[TaggedSentence]]:
     if cfg.data.tokenizer != "word":
-        raise UserError(f"data.tokenizer: tagging takes its tokens as given (word), not {cfg.data.tokenizer!r}")
+        raise UserError(
+            f"data.tokenizer: tagging takes its tokens as given (word), not {cfg.data.tokenizer!r}"
+        )
     return read_splits(cfg.data, lambda path: read_file(cfg, path))
 
 
@@ -54,10 +64,19 @@ def word_form(token: str, lowercase: bool, normalize: bool) -> str:
 
 def new_tokenizers(cfg: Config, data: dict[str, list[TaggedSentence]]) -> Tokenizers:
     data_cfg, train = cfg.data, data["train"]
-    counts = Counter(word_form(t, data_cfg.lowercase, data_cfg.normalize) for s in train for t in s.tokens)
-    words = WordTokenizer(Vocabulary.build(counts, [PAD, UNK, EOS, BOS], data_cfg.max_size, data_cfg.min_freq),
-                          data_cfg.lowercase, data_cfg.normalize)
-    chars = CharTokenizer.train("".join(t for s in train for t in s.tokens)) if cfg.model.char_features else None
+    counts = Counter(
+        word_form(t, data_cfg.lowercase, data_cfg.normalize) for s in train for t in s.tokens
+    )
+    words = WordTokenizer(
+        Vocabulary.build(counts, [PAD, UNK, EOS, BOS], data_cfg.max_size, data_cfg.min_freq),
+        data_cfg.lowercase,
+        data_cfg.normalize,
+    )
+    chars = (
+        CharTokenizer.train("".join(t for s in train for t in s.tokens))
+        if cfg.model.char_features
+        else None
+    )
     return words, chars, LabelVocabulary.build([tag for s in train for tag in s.tags])
 
 
@@ -79,10 +98,19 @@ def load_tokenizers(directory: Path) -> Tokenizers:
 def new_model(cfg: Config, tokenizers: Tokenizers) -> SequenceTagger:
     words, chars, tags = tokenizers
     if cfg.model.char_features and chars is None:
-        raise UserError("model.char_features: the run has no character vocabulary (chars/tokenizer.json)")
-    model = SequenceTagger(len(words.vocab), len(tags), cfg.model, words.vocab.pad_index,
-                           len(chars.vocab) if chars is not None else 0)
-    embedding_from_vectors(model.embedding, cfg.model.pretrained_embeddings, words.vocab, cfg.model.freeze_embeddings)
+        raise UserError(
+            "model.char_features: the run has no character vocabulary (chars/tokenizer.json)"
+        )
+    model = SequenceTagger(
+        len(words.vocab),
+        len(tags),
+        cfg.model,
+        words.vocab.pad_index,
+        len(chars.vocab) if chars is not None else 0,
+    )
+    embedding_from_vectors(
+        model.embedding, cfg.model.pretrained_embeddings, words.vocab, cfg.model.freeze_embeddings
+    )
     return model
 
 
@@ -91,14 +119,20 @@ class EncodedSentence:
 
     __slots__ = ("words", "chars", "tags")
 
-    def __init__(self, tokenizers: Tokenizers, tokens: list[str], tags: list[str] | None = None) -> None:
+    def __init__(
+        self, tokenizers: Tokenizers, tokens: list[str], tags: list[str] | None = None
+    ) -> None:
         words, chars, tag_vocab = tokenizers
-        self.words = words.vocab.indices([word_form(t, words.lowercase, words.normalize) for t in tokens])
+        self.words = words.vocab.indices(
+            [word_form(t, words.lowercase, words.normalize) for t in tokens]
+        )
         self.chars = [tuple(chars.encode(t)) for t in tokens] if chars is not None else None
         self.tags = [tag_vocab.index.get(t, IGNORE) for t in tags] if tags is not None else None
 
 
-def collate(sentences: list[EncodedSentence], pad: int) -> tuple[Tensor, Tensor, Tensor | None, CharBatch | None]:
+def collate(
+    sentences: list[EncodedSentence], pad: int
+) -> tuple[Tensor, Tensor, Tensor | None, CharBatch | None]:
     """-> words (B, T) padded with ``pad``, lengths (B,), tags (B, T) padded with IGNORE (None
     without tags), and the char batch of the distinct spellings (None without char features)."""
     lengths = torch.tensor([len(s.words) for s in sentences])
@@ -110,7 +144,9 @@ def collate(sentences: list[EncodedSentence], pad: int) -> tuple[Tensor, Tensor,
             tags[row, : len(s.tags)] = torch.tensor(s.tags)
     chars = None
     if sentences[0].chars is not None:
-        rows: dict[tuple[int, ...], int] = {(0,): 0}  # row 0: padding positions point at one pad char
+        rows: dict[tuple[int, ...], int] = {
+            (0,): 0
+        }  # row 0: padding positions point at one pad char
         index = torch.zeros_like(words)
         for b, s in enumerate(sentences):
             for t, spelling in enumerate(s.chars):
@@ -124,8 +160,13 @@ def collate(sentences: list[EncodedSentence], pad: int) -> tuple[Tensor, Tensor,
 
 
 @torch.no_grad()
-def predict_encoded(model: SequenceTagger, tokenizers: Tokenizers, sentences: list[EncodedSentence],
-                    device: torch.device, batch_size: int = 100) -> tuple[list[list[int]], float, int]:
+def predict_encoded(
+    model: SequenceTagger,
+    tokenizers: Tokenizers,
+    sentences: list[EncodedSentence],
+    device: torch.device,
+    batch_size: int = 100,
+) -> tuple[list[list[int]], float, int]:
     """Tag ids of every sentence (input order), and the summed loss and count of known gold tags."""
     was_training = model.training
     model.eval()
@@ -133,11 +174,17 @@ def predict_encoded(model: SequenceTagger, tokenizers: Tokenizers, sentences: li
     total, count = 0.0, 0
     nonempty = [i for i, s in enumerate(sentences) if s.words]
     if nonempty:
-        batches = BucketBatches([len(sentences[i].words) for i in nonempty], batch_size, shuffle=False)
+        batches = BucketBatches(
+            [len(sentences[i].words) for i in nonempty], batch_size, shuffle=False
+        )
         for k in range(len(batches)):
             rows = [nonempty[i] for i in batches.indices(0, k)]
-            words, lengths, tags, chars = collate([sentences[i] for i in rows], tokenizers[0].vocab.pad_index)
-            logits = model(words.to(device), lengths.to(device), chars.to(device) if chars else None)  # (B, T, K)
+            words, lengths, tags, chars = collate(
+                [sentences[i] for i in rows], tokenizers[0].vocab.pad_index
+            )
+            logits = model(
+                words.to(device), lengths.to(device), chars.to(device) if chars else None
+            )  # (B, T, K)
             if tags is not None:
                 loss, n = token_cross_entropy(logits, tags.to(device), IGNORE)
                 total, count = total + loss.item(), count + n
@@ -148,8 +195,13 @@ def predict_encoded(model: SequenceTagger, tokenizers: Tokenizers, sentences: li
     return predictions, total, count
 
 
-def predict(model: SequenceTagger, tokenizers: Tokenizers, sentences: list[list[str]], device: torch.device,
-            batch_size: int = 100) -> list[list[str]]:
+def predict(
+    model: SequenceTagger,
+    tokenizers: Tokenizers,
+    sentences: list[list[str]],
+    device: torch.device,
+    batch_size: int = 100,
+) -> list[list[str]]:
     """Token lists -> their tags (an empty sentence gets none)."""
     encoded = [EncodedSentence(tokenizers, tokens) for tokens in sentences]
     ids, _, _ = predict_encoded(model, tokenizers, encoded, device, batch_size)
@@ -157,24 +209,35 @@ def predict(model: SequenceTagger, tokenizers: Tokenizers, sentences: list[list[
     return [[names[i] for i in row] for row in ids]
 
 
-def evaluate(model: SequenceTagger, tokenizers: Tokenizers, sentences: list[TaggedSentence], device: torch.device,
-             name: str = "data", batch_size: int = 100) -> dict[str, float]:
+def evaluate(
+    model: SequenceTagger,
+    tokenizers: Tokenizers,
+    sentences: list[TaggedSentence],
+    device: torch.device,
+    name: str = "data",
+    batch_size: int = 100,
+) -> dict[str, float]:
     """loss (per token with a known tag), accuracy (per token), tokens, sentences; and
     entity_precision / entity_recall / entity_f1 when the tags are BIO/IOBES. A gold tag the run
     never saw counts as a wrong prediction; a file with no known tag at all is a UserError."""
     encoded = [EncodedSentence(tokenizers, s.tokens, s.tags) for s in sentences]
     if all(t == IGNORE for s in encoded for t in s.tags):
         shown = ", ".join(tokenizers[2].names[:8])
-        raise UserError(f"{name}: none of its tags is one the run knows ({shown}, ...); "
-                        "another tag set (data.tag_column)?")
+        raise UserError(
+            f"{name}: none of its tags is one the run knows ({shown}, ...); "
+            "another tag set (data.tag_column)?"
+        )
     ids, total, count = predict_encoded(model, tokenizers, encoded, device, batch_size)
     names = tokenizers[2].names
     predicted = [[names[i] for i in row] for row in ids]
     gold = [s.tags for s in sentences]
     flat_gold = [t for row in gold for t in row]
-    scores = {"loss": total / max(count, 1),
-              "accuracy": accuracy(flat_gold, [t for row in predicted for t in row]),
-              "tokens": len(flat_gold), "sentences": len(sentences)}
+    scores = {
+        "loss": total / max(count, 1),
+        "accuracy": accuracy(flat_gold, [t for row in predicted for t in row]),
+        "tokens": len(flat_gold),
+        "sentences": len(sentences),
+    }
     if is_entity_tagset(names):
         scores |= entity_scores(gold, predicted)
     return scores
@@ -185,13 +248,30 @@ class TaggingTask(StatelessTask):
 
     best_metric, higher_is_better = "accuracy", True
 
-    def __init__(self, cfg: Config, tokenizers: Tokenizers, model: SequenceTagger,
-                 data: dict[str, list[TaggedSentence]], device: torch.device, env: Distributed = Distributed()) -> None:
-        self.cfg, self.tokenizers, self.model, self.device = cfg, tokenizers, model.to(device), device
+    def __init__(
+        self,
+        cfg: Config,
+        tokenizers: Tokenizers,
+        model: SequenceTagger,
+        data: dict[str, list[TaggedSentence]],
+        device: torch.device,
+        env: Distributed = Distributed(),
+    ) -> None:
+        self.cfg, self.tokenizers, self.model, self.device = (
+            cfg,
+            tokenizers,
+            model.to(device),
+            device,
+        )
         self.data = data
         self.sentences = [EncodedSentence(tokenizers, s.tokens, s.tags) for s in data["train"]]
-        self.train = BucketBatches([len(s.words) for s in self.sentences], cfg.data.batch_size // env.world_size,
-                                   seed=cfg.seed, rank=env.rank, world_size=env.world_size)
+        self.train = BucketBatches(
+            [len(s.words) for s in self.sentences],
+            cfg.data.batch_size // env.world_size,
+            seed=cfg.seed,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
 
     def num_batches(self) -> int:
         return len(self.train)
@@ -199,21 +279,37 @@ class TaggingTask(StatelessTask):
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         batch = [self.sentences[i] for i in self.train.indices(epoch, k)]
         words, lengths, tags, chars = collate(batch, self.tokenizers[0].vocab.pad_index)
-        logits = model(words.to(self.device), lengths.to(self.device),
-                       chars.to(self.device) if chars else None)  # (B, T, K)
-        return (*token_cross_entropy(logits, tags.to(self.device), IGNORE, self.cfg.train.label_smoothing),
-                len(batch))
+        logits = model(
+            words.to(self.device), lengths.to(self.device), chars.to(self.device) if chars else None
+        )  # (B, T, K)
+        return (
+            *token_cross_entropy(
+                logits, tags.to(self.device), IGNORE, self.cfg.train.label_smoothing
+            ),
+            len(batch),
+        )
 
     def scores(self, split: str) -> dict[str, float]:
-        return evaluate(self.model, self.tokenizers, self.data[split], self.device,
-                        str(getattr(self.cfg.data, split) or self.cfg.data.train), self.cfg.data.eval_batch_size)
+        return evaluate(
+            self.model,
+            self.tokenizers,
+            self.data[split],
+            self.device,
+            str(getattr(self.cfg.data, split) or self.cfg.data.train),
+            self.cfg.data.eval_batch_size,
+        )
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return self.scores("valid")
 
 
-def new_task(cfg: Config, tokenizers: Tokenizers, data: dict[str, list[TaggedSentence]], device: torch.device,
-             env: Distributed) -> TaggingTask:
+def new_task(
+    cfg: Config,
+    tokenizers: Tokenizers,
+    data: dict[str, list[TaggedSentence]],
+    device: torch.device,
+    env: Distributed,
+) -> TaggingTask:
     return TaggingTask(cfg, tokenizers, new_model(cfg, tokenizers), data, device, env)
 
 

@@ -54,7 +54,9 @@ def read_split(cfg: Config, path: str) -> Pairs:
     if data.source_suffix and data.target_suffix:
         return read_parallel(f"{path}.{data.source_suffix}", f"{path}.{data.target_suffix}")
     if data.source_suffix or data.target_suffix:
-        raise UserError("data.source_suffix and data.target_suffix: give both (two files per split) or neither (TSV)")
+        raise UserError(
+            "data.source_suffix and data.target_suffix: give both (two files per split) or neither (TSV)"
+        )
     pairs = read_parallel(path)
     return [(t, s) for s, t in pairs] if data.reverse else pairs
 
@@ -63,8 +65,11 @@ def read_data(cfg: Config) -> dict[str, Pairs]:
     """The train/valid(/test) pairs; without a valid split, the last ``valid_fraction`` of train."""
     data = cfg.data
     if data.synthetic == "reverse":
-        return {"train": reverse_task(5000, cfg.seed), "valid": reverse_task(200, cfg.seed + 1),
-                "test": reverse_task(200, cfg.seed + 2)}
+        return {
+            "train": reverse_task(5000, cfg.seed),
+            "valid": reverse_task(200, cfg.seed + 1),
+            "test": reverse_task(200, cfg.seed + 2),
+        }
     if data.train is None:
         raise UserError("data.train: no training data given")
     splits = {"train": read_split(cfg, data.train)}
@@ -74,7 +79,9 @@ def read_data(cfg: Config) -> dict[str, Pairs]:
         train = splits["train"]
         cut = int(len(train) * (1 - data.valid_fraction))
         if cut == 0 or cut == len(train):
-            raise UserError(f"{data.train}: too few pairs to hold out {data.valid_fraction:.0%} for validation")
+            raise UserError(
+                f"{data.train}: too few pairs to hold out {data.valid_fraction:.0%} for validation"
+            )
         splits["train"], splits["valid"] = train[:cut], train[cut:]
     if data.test is not None:
         splits["test"] = read_split(cfg, data.test)
@@ -87,8 +94,10 @@ def train_tokenizers(cfg: Config, train: Pairs) -> Tokenizers:
     if cfg.data.joint_vocabulary:
         joint = tokenizer_from_config(cfg.data, sources + "\n" + targets, sentence_markers=True)
         return joint, joint
-    return (tokenizer_from_config(cfg.data, sources, sentence_markers=True),
-            tokenizer_from_config(cfg.data, targets, sentence_markers=True))
+    return (
+        tokenizer_from_config(cfg.data, sources, sentence_markers=True),
+        tokenizer_from_config(cfg.data, targets, sentence_markers=True),
+    )
 
 
 def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
@@ -98,7 +107,9 @@ def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
 
 
 def load_tokenizers(directory: Path) -> Tokenizers:
-    return load_tokenizer(Path(directory) / SOURCE_DIR), load_tokenizer(Path(directory) / TARGET_DIR)
+    return load_tokenizer(Path(directory) / SOURCE_DIR), load_tokenizer(
+        Path(directory) / TARGET_DIR
+    )
 
 
 def new_tokenizers(cfg: Config, data: dict[str, Pairs]) -> Tokenizers:
@@ -124,16 +135,22 @@ def teacher_forcing_ratio(cfg: TrainConfig, step: int) -> float:
     if cfg.scheduled_sampling == "linear":
         ratio = k - c * step
     elif cfg.scheduled_sampling == "exponential":
-        ratio = k ** step
+        ratio = k**step
     else:
         ratio = k / (k + math.exp(min(step / k, 700.0)))
     return max(floor, ratio)
 
 
 @torch.no_grad()
-def translate_ids(model: Seq2Seq, tokenizers: Tokenizers, sources: list[list[int]], decode: DecodeConfig,
-                  device: torch.device, beam_size: int | None = None,
-                  n_best: int = 1) -> list[list[tuple[list[int], float]]]:
+def translate_ids(
+    model: Seq2Seq,
+    tokenizers: Tokenizers,
+    sources: list[list[int]],
+    decode: DecodeConfig,
+    device: torch.device,
+    beam_size: int | None = None,
+    n_best: int = 1,
+) -> list[list[tuple[list[int], float]]]:
     """Beam search (beam 1: greedy) for every source, in input order: the ``n_best`` best
     (target ids without ``<eos>``, score) each. Outputs stop at ``max_length_ratio`` x the
     source length + 10 tokens."""
@@ -141,14 +158,24 @@ def translate_ids(model: Seq2Seq, tokenizers: Tokenizers, sources: list[list[int
     model.eval()
     source_vocab, target_vocab = tokenizers[0].vocab, tokenizers[1].vocab
     results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
-    for source, lengths, indices in source_batches(sources, decode.batch_size, source_vocab.pad_index,
-                                                   source_vocab.eos_index):
+    for source, lengths, indices in source_batches(
+        sources, decode.batch_size, source_vocab.pad_index, source_vocab.eos_index
+    ):
         source, lengths = source.to(device), lengths.to(device)
         first, state = model.start(source, lengths, target_vocab.bos_index)
         limits = (lengths.float() * decode.max_length_ratio).long() + 10  # (B,)
-        beams = beam_search(model.search_step, first, state, beam_size or decode.beam_size, limits,
-                            eos=target_vocab.eos_index, length_penalty=decode.length_penalty, n_best=n_best,
-                            block_ngram_repeat=decode.block_ngram_repeat, batch_dim=0)
+        beams = beam_search(
+            model.search_step,
+            first,
+            state,
+            beam_size or decode.beam_size,
+            limits,
+            eos=target_vocab.eos_index,
+            length_penalty=decode.length_penalty,
+            n_best=n_best,
+            block_ngram_repeat=decode.block_ngram_repeat,
+            batch_dim=0,
+        )
         for index, hypotheses in zip(indices, beams):
             results[index] = hypotheses
     model.train(was_training)
@@ -158,9 +185,12 @@ def translate_ids(model: Seq2Seq, tokenizers: Tokenizers, sources: list[list[int
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
     """sacrebleu's corpus BLEU and chrF, and their signatures."""
     bleu, chrf = BLEU(force=True), CHRF()  # force: tokenized references (tok/ files) are meant
-    return {"bleu": bleu.corpus_score(hypotheses, [references]).score,
-            "chrf": chrf.corpus_score(hypotheses, [references]).score,
-            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+    return {
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
 
 
 class TranslationTask(StatelessTask):
@@ -168,38 +198,85 @@ class TranslationTask(StatelessTask):
 
     best_metric, higher_is_better = "bleu", True
 
-    def __init__(self, cfg: Config, tokenizers: Tokenizers, model: Seq2Seq, data: dict[str, Pairs],
-                 device: torch.device, env: Distributed = Distributed()) -> None:
-        self.cfg, self.tokenizers, self.model, self.device = cfg, tokenizers, model.to(device), device
+    def __init__(
+        self,
+        cfg: Config,
+        tokenizers: Tokenizers,
+        model: Seq2Seq,
+        data: dict[str, Pairs],
+        device: torch.device,
+        env: Distributed = Distributed(),
+    ) -> None:
+        self.cfg, self.tokenizers, self.model, self.device = (
+            cfg,
+            tokenizers,
+            model.to(device),
+            device,
+        )
         self.data = data
         target = tokenizers[1].vocab
         pairs, dropped = filter_pairs(encode_pairs(tokenizers, data["train"]), cfg.data.max_length)
         if not pairs:
             raise UserError(f"{cfg.data.train}: no training pair left after filtering {dropped}")
         if env.is_main and any(dropped.values()):
-            print(f"translate: training on {len(pairs)} of {len(data['train'])} pairs; dropped "
-                  + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in dropped.items())
-                  + f" (data.max_length {cfg.data.max_length})", flush=True)
-        batch_size = cfg.data.batch_size // env.world_size if cfg.data.batch_tokens is None else None
-        self.train = PairBatches(pairs, cfg.data.batch_tokens, batch_size, target.pad_index, target.bos_index,
-                                 target.eos_index, seed=cfg.seed, rank=env.rank, world_size=env.world_size)
-        self.valid = PairBatches(encode_pairs(tokenizers, data["valid"]), None, cfg.decode.batch_size,
-                                 target.pad_index, target.bos_index, target.eos_index, shuffle=False)
+            print(
+                f"translate: training on {len(pairs)} of {len(data['train'])} pairs; dropped "
+                + ", ".join(
+                    f"{count} {reason.replace('_', ' ')}" for reason, count in dropped.items()
+                )
+                + f" (data.max_length {cfg.data.max_length})",
+                flush=True,
+            )
+        batch_size = (
+            cfg.data.batch_size // env.world_size if cfg.data.batch_tokens is None else None
+        )
+        self.train = PairBatches(
+            pairs,
+            cfg.data.batch_tokens,
+            batch_size,
+            target.pad_index,
+            target.bos_index,
+            target.eos_index,
+            seed=cfg.seed,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
+        self.valid = PairBatches(
+            encode_pairs(tokenizers, data["valid"]),
+            None,
+            cfg.decode.batch_size,
+            target.pad_index,
+            target.bos_index,
+            target.eos_index,
+            shuffle=False,
+        )
 
     def num_batches(self) -> int:
         return len(self.train)
 
-    def loss(self, model: nn.Module, batch, teacher_forcing: float = 1.0,
-             label_smoothing: float = 0.0) -> tuple[Tensor, int]:
-        logits, _ = model(batch.source.to(self.device), batch.source_lengths.to(self.device),
-                          batch.target_in.to(self.device), teacher_forcing)  # (B, T, V)
-        return token_cross_entropy(logits, batch.target_out.to(self.device), self.tokenizers[1].vocab.pad_index,
-                                   label_smoothing)
+    def loss(
+        self, model: nn.Module, batch, teacher_forcing: float = 1.0, label_smoothing: float = 0.0
+    ) -> tuple[Tensor, int]:
+        logits, _ = model(
+            batch.source.to(self.device),
+            batch.source_lengths.to(self.device),
+            batch.target_in.to(self.device),
+            teacher_forcing,
+        )  # (B, T, V)
+        return token_cross_entropy(
+            logits,
+            batch.target_out.to(self.device),
+            self.tokenizers[1].vocab.pad_index,
+            label_smoothing,
+        )
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         batch = self.train.batch(epoch, k)
         ratio = teacher_forcing_ratio(self.cfg.train, epoch * len(self.train) + k)
-        return (*self.loss(model, batch, ratio, self.cfg.train.label_smoothing), batch.source.shape[0])
+        return (
+            *self.loss(model, batch, ratio, self.cfg.train.label_smoothing),
+            batch.source.shape[0],
+        )
 
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float]:
@@ -212,40 +289,63 @@ class TranslationTask(StatelessTask):
         scores = self.score(self.data["valid"], self.cfg.decode.valid_beam_size)
         self.model.train()
         loss = total / max(count, 1)
-        return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": scores["bleu"], "chrf": scores["chrf"]}
+        return {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 50)),
+            "bleu": scores["bleu"],
+            "chrf": scores["chrf"],
+        }
 
     def score(self, pairs: Pairs, beam_size: int | None = None) -> dict[str, Any]:
         """BLEU and chrF of the model's translations of the sources against the targets."""
-        hypotheses = translate_texts(self.model, self.tokenizers, [s for s, _ in pairs], self.cfg,
-                                     self.device, beam_size)
+        hypotheses = translate_texts(
+            self.model, self.tokenizers, [s for s, _ in pairs], self.cfg, self.device, beam_size
+        )
         return corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])
 
 
-def encode_sources(tokenizer: Tokenizer, lines: list[str], max_length: int,
-                   name: str = "input") -> list[list[int]]:
+def encode_sources(
+    tokenizer: Tokenizer, lines: list[str], max_length: int, name: str = "input"
+) -> list[list[int]]:
     """Source lines -> ids; a line of more than ``max_length`` tokens is a UserError naming it."""
     sources = []
     for number, line in enumerate(lines, 1):
         ids = tokenizer.encode(line)
         if len(ids) > max_length:
-            raise UserError(f"{name}:{number}: {len(ids)} tokens, more than decode.max_source_length "
-                            f"({max_length}); split the line")
+            raise UserError(
+                f"{name}:{number}: {len(ids)} tokens, more than decode.max_source_length "
+                f"({max_length}); split the line"
+            )
         sources.append(ids)
     return sources
 
 
-def translate_texts(model: Seq2Seq, tokenizers: Tokenizers, lines: list[str], cfg: Config,
-                    device: torch.device, beam_size: int | None = None, n_best: int = 1,
-                    name: str = "input") -> list[list[tuple[str, float]]]:
+def translate_texts(
+    model: Seq2Seq,
+    tokenizers: Tokenizers,
+    lines: list[str],
+    cfg: Config,
+    device: torch.device,
+    beam_size: int | None = None,
+    n_best: int = 1,
+    name: str = "input",
+) -> list[list[tuple[str, float]]]:
     """Source lines -> for each, the n-best (detokenized translation, score)."""
     sources = encode_sources(tokenizers[0], lines, cfg.decode.max_source_length, name)
     results = translate_ids(model, tokenizers, sources, cfg.decode, device, beam_size, n_best)
-    return [[(tokenizers[1].decode(ids), score) for ids, score in hypotheses] for hypotheses in results]
+    return [
+        [(tokenizers[1].decode(ids), score) for ids, score in hypotheses] for hypotheses in results
+    ]
 
 
 @torch.no_grad()
-def attention_matrix(model: Seq2Seq, tokenizers: Tokenizers, source: list[int], output: list[int],
-                     device: torch.device) -> tuple[Tensor, list[str], list[str]]:
+def attention_matrix(
+    model: Seq2Seq,
+    tokenizers: Tokenizers,
+    source: list[int],
+    output: list[int],
+    device: torch.device,
+) -> tuple[Tensor, list[str], list[str]]:
     """The attention weights (T+1, S+1) of the decoder producing ``output`` then ``<eos>`` from
     ``source`` + ``<eos>`` (teacher-forced on the output), with both token lists as labels."""
     source_vocab, target_vocab = tokenizers[0].vocab, tokenizers[1].vocab
@@ -254,12 +354,19 @@ def attention_matrix(model: Seq2Seq, tokenizers: Tokenizers, source: list[int], 
     target_in = torch.tensor([[target_vocab.bos_index] + output], device=device)  # (1, T+1)
     _, weights = model(src, torch.tensor([src.shape[1]], device=device), target_in)
     labels_source = [source_vocab.itos[i] for i in src[0].tolist()]
-    labels_target = [target_vocab.itos[i] for i in output] + [target_vocab.itos[target_vocab.eos_index]]
+    labels_target = [target_vocab.itos[i] for i in output] + [
+        target_vocab.itos[target_vocab.eos_index]
+    ]
     return weights[0].cpu(), labels_source, labels_target
 
 
-def new_task(cfg: Config, tokenizers: Tokenizers, data: dict[str, Pairs], device: torch.device,
-             env: Distributed) -> TranslationTask:
+def new_task(
+    cfg: Config,
+    tokenizers: Tokenizers,
+    data: dict[str, Pairs],
+    device: torch.device,
+    env: Distributed,
+) -> TranslationTask:
     return TranslationTask(cfg, tokenizers, new_model(cfg, tokenizers), data, device, env)
 
 
