@@ -47,11 +47,12 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['kind']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['dev_bleu']:.2f} | {r['minutes']:.1f} |"
+            f"| {r['kind']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['dev_bleu']:.2f} | "
+            f"{r['minutes']:.1f} |"
         )
     print(
-        f"\ncommand: python benchmarks/attention_kinds.py --config {args.config} --epochs {args.epochs}"
-        f" --kinds {' '.join(args.kinds)}"
+        f"\ncommand: python benchmarks/attention_kinds.py --config {args.config}"
+        f" --epochs {args.epochs} --kinds {' '.join(args.kinds)}"
     )
 
 

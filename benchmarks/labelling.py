@@ -71,12 +71,13 @@ def main() -> None:
     args = parser.parse_args()
     configs = args.config or list(RECIPES)
     print(
-        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, cpu\n"
+        f"# {platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, cpu\n"
     )
     rows = [row(config, args.train, args.overrides) for config in configs]
     print(
-        "| recipe | params | test accuracy | other test scores | dev accuracy (best epoch) | epochs | "
-        "training wall time | test scoring | published |"
+        "| recipe | params | test accuracy | other test scores | dev accuracy (best epoch) | "
+        "epochs | training wall time | test scoring | published |"
     )
     print("|---|---:|---:|---|---:|---:|---:|---:|---|")
     for r in rows:
@@ -89,15 +90,17 @@ def main() -> None:
         wall = r["wall"] if r["wall"] is not None else r["summary"]["seconds"]
         kind = "whole run" if r["wall"] is not None else "epochs only"
         print(
-            f"| `{r['config']}` | {r['params'] / 1e6:.2f}M | **{100 * test['accuracy']:.2f}** | {other} | "
-            f"{100 * r['best_valid']:.2f} | {r['summary']['epochs']} | {wall / 60:.1f} min ({kind}) | "
-            f"{r['test_seconds']:.1f} s | {RECIPES.get(r['config'], '')} |"
+            f"| `{r['config']}` | {r['params'] / 1e6:.2f}M | **{100 * test['accuracy']:.2f}** | "
+            f"{other} | {100 * r['best_valid']:.2f} | {r['summary']['epochs']} | "
+            f"{wall / 60:.1f} min ({kind}) | {r['test_seconds']:.1f} s | "
+            f"{RECIPES.get(r['config'], '')} |"
         )
     for r in rows:
         if r["task"] == "classify":
             labels, matrix = r["test"]["confusion"]["labels"], r["test"]["confusion"]["matrix"]
             print(
-                f"\n{r['config']} test confusion matrix (rows gold, columns predicted, labels {labels}): {matrix}"
+                f"\n{r['config']} test confusion matrix "
+                f"(rows gold, columns predicted, labels {labels}): {matrix}"
             )
     overrides = "".join(f" {o}" for o in args.overrides)
     print(

@@ -136,7 +136,8 @@ def main() -> None:
         f"{torch.get_num_threads()} threads; best of {args.rounds} rounds x {args.steps} steps"
     )
     print(
-        f"# python benchmarks/lm.py --device {args.device} --steps {args.steps} --rounds {args.rounds}\n"
+        f"# python benchmarks/lm.py --device {args.device} --steps {args.steps} "
+        f"--rounds {args.rounds}\n"
     )
     print("| variant | ms/step | tokens/s | s/epoch | vs baseline |")
     print("|---|---:|---:|---:|---:|")

@@ -96,8 +96,9 @@ def main() -> None:
     if not args.no_exploding:
         rows += [run("irnn-sgd", 100, clip, 1000, EXPLODING) for clip in (None, 1.0)]
     print(
-        f"\n# {platform.machine()}, torch {torch.__version__}, {args.threads} threads, adding problem, "
-        f"hidden 100, batch 50, Adam 3e-3 (irnn-sgd: SGD 0.01), solved = held-out MSE < 0.01\n"
+        f"\n# {platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+        "adding problem, hidden 100, batch 50, Adam 3e-3 (irnn-sgd: SGD 0.01), "
+        "solved = held-out MSE < 0.01\n"
     )
     print(
         "| cell | T | clip_norm | result | best valid MSE | largest gradient norm | wall time (s) |"

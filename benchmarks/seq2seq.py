@@ -82,12 +82,14 @@ def main() -> None:
     )
     if args.config:
         print(
-            "\n| recipe | parameters | target tokens/s | ms/step | s/epoch |\n|---|---:|---:|---:|---:|"
+            "\n| recipe | parameters | target tokens/s | ms/step | s/epoch |\n"
+            "|---|---:|---:|---:|---:|"
         )
         for config in args.config:
             rate, epoch, params, step = training_speed(config, args.steps, device)
             print(
-                f"| {config} | {params / 1e6:.2f}M | {rate:,.0f} | {step * 1000:.0f} | {epoch:,.0f} |"
+                f"| {config} | {params / 1e6:.2f}M | {rate:,.0f} | {step * 1000:.0f} | "
+                f"{epoch:,.0f} |"
             )
     if args.run:
         print(

@@ -123,7 +123,7 @@ def gradient_flow(
     rows = []
     for number, directions in enumerate(recorder.states):
         for direction, hs in enumerate(directions):
-            for t, h in enumerate(hs, 1):
+            for t, _ in enumerate(hs, 1):
                 g = next(grads)
                 norm = 0.0 if g is None else g.detach().norm(dim=-1).mean().item()
                 rows.append({"layer": number, "direction": direction, "t": t, "grad_norm": norm})
@@ -139,7 +139,7 @@ def recurrent_spectrum(layer: RecurrentLayer) -> list[dict[str, float | int | st
         for direction, w in enumerate(directions):
             weight = w.weight_hh.detach().double().cpu()
             blocks = weight.split(layer.hidden_size)  # (kH, H) -> k blocks (H, H)
-            for gate, block in zip(GATES[len(blocks)], blocks):
+            for gate, block in zip(GATES[len(blocks)], blocks, strict=True):
                 sigma = torch.linalg.svdvals(block)
                 radius = (
                     torch.linalg.eigvals(block).abs().max().item()

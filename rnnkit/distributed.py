@@ -33,6 +33,9 @@ class Distributed:
         return self.rank == 0
 
 
+SINGLE_PROCESS = Distributed()  # rank 0 of 1: the default where no process group is joined
+
+
 def setup_distributed(device_kind: str) -> Distributed:
     """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -103,8 +103,9 @@ def _parse_numbers(fields: list[str], path: Path, number: int) -> list[float]:
 def embedding_from_vectors(
     embedding: torch.nn.Embedding, path: str | Path | None, vocab: Vocabulary, freeze: bool = False
 ) -> None:
-    """Fill ``embedding`` (len(vocab), d) with the vectors of the file at ``path`` (``load_vectors``;
-    nothing when path is None), report how many words were found, and freeze it if asked."""
+    """Fill ``embedding`` (len(vocab), d) with the vectors of the file at ``path``
+    (``load_vectors``; nothing when path is None), report how many words were found, and freeze
+    it if asked."""
     if path:
         weights, found = load_vectors(path, vocab, embedding.embedding_dim)
         print(f"pretrained embeddings: {found}/{len(vocab)} vocabulary words found", flush=True)

@@ -233,7 +233,8 @@ def read_splits(data: DataConfig, read: Callable[[str], list[Example]]) -> dict[
         cut = int(len(splits["train"]) * (1 - data.valid_fraction))
         if cut == 0 or cut == len(splits["train"]):
             raise UserError(
-                f"{data.train}: too few examples to hold out {data.valid_fraction:.0%} for validation"
+                f"{data.train}: too few examples to hold out {data.valid_fraction:.0%} "
+                "for validation"
             )
         splits["train"], splits["valid"] = splits["train"][:cut], splits["train"][cut:]
     if data.test is not None:

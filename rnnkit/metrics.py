@@ -12,7 +12,8 @@ simply never predicted right. With n examples, gold y_i and prediction p_i::
 Entities (Tjong Kim Sang & De Meulder 2003; conlleval): a tag sequence is read into spans
 (start, end, type); a predicted entity counts only if its span and type match a gold one::
 
-    precision = |G & P| / |P|,  recall = |G & P| / |G|,  F1 = 2 precision recall / (precision + recall)
+    precision = |G & P| / |P|,  recall = |G & P| / |G|,
+    F1 = 2 precision recall / (precision + recall)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _ENTITY_TAG = re.compile(r"^([BIESLU])-(.+)$")
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
     """(1/n) sum_i [y_i == p_i]; 0.0 for no examples."""
     _check(gold, predicted)
-    return sum(g == p for g, p in zip(gold, predicted)) / len(gold) if gold else 0.0
+    return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold) if gold else 0.0
 
 
 def confusion_matrix(
@@ -44,7 +45,7 @@ def confusion_matrix(
     order += sorted((set(gold) | set(predicted)) - set(order))
     index = {label: i for i, label in enumerate(order)}
     matrix = [[0] * len(order) for _ in order]
-    for g, p in zip(gold, predicted):
+    for g, p in zip(gold, predicted, strict=True):
         matrix[index[g]][index[p]] += 1
     return order, matrix
 
@@ -105,7 +106,7 @@ def entity_scores(
     _check(gold, predicted)
     gold_spans: set[Span] = set()
     predicted_spans: set[Span] = set()
-    for s, (g, p) in enumerate(zip(gold, predicted)):
+    for s, (g, p) in enumerate(zip(gold, predicted, strict=True)):
         _check(g, p)
         gold_spans |= entity_spans(g, s)
         predicted_spans |= entity_spans(p, s)

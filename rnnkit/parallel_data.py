@@ -52,7 +52,7 @@ def read_parallel(source: str | Path, target: str | Path | None = None) -> list[
                 f"{source} has {len(sources)} lines but {target} has {len(targets)}: "
                 "parallel files need one line per sentence, aligned"
             )
-        return list(zip(sources, targets))
+        return list(zip(sources, targets, strict=True))
     pairs = []
     for number, line in enumerate(read_lines(source), 1):
         columns = line.split("\t", 2)

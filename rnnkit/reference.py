@@ -12,7 +12,7 @@ The model, for a batch of sequences ``x`` (T, B, I) with integer targets ``y`` (
 BPTT. ``dL/dθ = sum_t dL_t/dθ``, and the loss at step t reaches a weight through every step
 s <= t that used it::
 
-    dL_t/dθ = sum_{s <= t} (dL_t/dh_s) (∂h_s/∂θ)       with   dL_t/dh_{s-1} = (dL_t/dh_s) ∂h_s/∂h_{s-1}
+    dL_t/dθ = sum_{s <= t} (dL_t/dh_s) (∂h_s/∂θ)   with   dL_t/dh_{s-1} = (dL_t/dh_s) ∂h_s/∂h_{s-1}
 
 Truncated to k steps (``truncate=k``, the classic ``bptt_truncate``): the sum over s stops at
 s = t - k, i.e. L_t's gradient flows through steps t, t-1, ..., t-k and h_{t-k-1} counts as a
@@ -232,7 +232,7 @@ def loss(cell: str, p: Params, x: Array, y: Array, state0: State | None = None) 
     states, _ = forward(cell, p, x, state0)
     return sum(
         softmax_cross_entropy(s[0] @ p["weight_hy"].T + p["bias_y"], y_t)[0]
-        for s, y_t in zip(states[1:], y)
+        for s, y_t in zip(states[1:], y, strict=False)
     )
 
 

@@ -8,7 +8,7 @@ Training writes it, ``--resume`` continues it, and evaluate, generate and serve 
       tokenizer.model            its sentencepiece model for subwords
       model.safetensors          the model's weights (the best so far, as the trainer decides)
       metrics.jsonl              one JSON object per line: step, epoch, summary and test records
-      metrics.csv                the same records as a table; columns: every key seen, first seen first
+      metrics.csv                the same records as a table; columns: every key, first seen first
       tensorboard/               event files when train.tensorboard is on (written by the trainer)
       checkpoints/
         step-00000120/           a full checkpoint, enough to continue bitwise-exactly:

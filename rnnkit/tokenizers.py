@@ -25,13 +25,16 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sentencepiece as spm
 
 from rnnkit.atomic import atomic_write_bytes
 from rnnkit.errors import UserError
 from rnnkit.textio import read_text, split_lines
+
+if TYPE_CHECKING:
+    from rnnkit.config import DataConfig
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -323,7 +326,8 @@ class SubwordTokenizer(Tokenizer):
                 unk_piece=UNK,
                 bos_piece=BOS,
                 eos_piece=EOS,
-                # the default (4192 bytes) silently drops longer lines, i.e. paragraph-per-line corpora
+                # the default (4192 bytes) silently drops longer lines,
+                # i.e. paragraph-per-line corpora
                 max_sentence_length=1 << 20,
                 # every sentence is used (no sampling), so training is deterministic
                 input_sentence_size=0,
@@ -384,8 +388,9 @@ def build_tokenizer(
     """Train a tokenizer of ``kind`` on the training text.
 
     max_size, min_freq: char and word vocabularies (max_size counts the specials);
-    lowercase, normalize (NFKC): word only; vocab_size, model_type: subword only; sentence_markers: char only
-    (word and subword vocabularies always hold ``<bos>`` and ``<eos>``).
+    lowercase, normalize (NFKC): word only; vocab_size, model_type: subword only;
+    sentence_markers: char only (word and subword vocabularies always hold ``<bos>`` and
+    ``<eos>``).
     """
     if kind == "char":
         return CharTokenizer.train(text, max_size, min_freq, sentence_markers)

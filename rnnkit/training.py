@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from .config import Config, config_from_dict, override_config
-from .distributed import Distributed, barrier, setup_distributed, teardown_distributed
+from .distributed import (
+    SINGLE_PROCESS,
+    Distributed,
+    barrier,
+    setup_distributed,
+    teardown_distributed,
+)
 from .errors import UserError
 from .parallel_data import read_parallel
 from .rundir import RunDir
@@ -39,7 +45,7 @@ TASKS: dict[str, ModuleType] = {
 }
 
 
-def select_device(spec: str, env: Distributed = Distributed()) -> torch.device:
+def select_device(spec: str, env: Distributed = SINGLE_PROCESS) -> torch.device:
     """``auto``: this rank's GPU when CUDA is there, else the CPU."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
@@ -95,7 +101,8 @@ def train(
 
 def task_module(cfg: Config) -> ModuleType:
     """The module of ``cfg.task``: ``read_data``, ``new_tokenizers``, ``save_tokenizers``,
-    ``load_tokenizers``, ``new_model``, ``new_task`` and ``test_metrics``, the same for every task."""
+    ``load_tokenizers``, ``new_model``, ``new_task`` and ``test_metrics``, the same for every
+    task."""
     return TASKS[cfg.task]
 
 

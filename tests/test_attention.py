@@ -44,7 +44,8 @@ def hand_score(att: Attention, h_t: torch.Tensor, h_s: torch.Tensor) -> float:
 def hand_attention(
     att: Attention, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None
 ):
-    """a_ts = exp(score_s) / sum over real s' of exp(score_s'), 0 at padding; c_t = sum_s a_ts h_s."""
+    """a_ts = exp(score_s) / sum over real s' of exp(score_s'), 0 at padding;
+    c_t = sum_s a_ts h_s."""
     weights = torch.zeros(B, S, dtype=torch.float64)
     context = torch.zeros(B, att.key_size, dtype=torch.float64)
     with torch.no_grad():
@@ -106,7 +107,7 @@ def test_precomputed_keys_give_the_same_result(score):
     att = make(score)
     query, keys, mask = inputs(att)
     projected = att.precompute(keys)
-    for got, want in zip(att(query, keys, mask, projected), att(query, keys, mask)):
+    for got, want in zip(att(query, keys, mask, projected), att(query, keys, mask), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
 

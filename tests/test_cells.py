@@ -60,7 +60,7 @@ def test_gradcheck_cell(kind):
     hx = tuple(s.requires_grad_() for s in flat(state_for(kind, torch.float64)))
 
     def step(x, *tensors):
-        state, weights = tensors[: len(hx)], dict(zip(names, tensors[len(hx) :]))
+        state, weights = tensors[: len(hx)], dict(zip(names, tensors[len(hx) :], strict=True))
         hx_arg = state if len(state) == 2 else state[0]
         return flat(torch.func.functional_call(cell, weights, (x, hx_arg)))
 

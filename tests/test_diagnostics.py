@@ -46,7 +46,8 @@ def norms(rows, layer=0, direction=0):
 
 
 def test_elman_rnn_matches_backpropagation_through_time_by_hand():
-    """delta_T = v;  delta_{t-1} = W_hh^T (delta_t * (1 - h_t^2)), with h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)."""
+    """delta_T = v;  delta_{t-1} = W_hh^T (delta_t * (1 - h_t^2)),
+    with h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)."""
     torch.manual_seed(0)
     rnn = RNN(3, 5, batch_first=True)
     init_recurrent(rnn, "orthogonal", 1.3)
@@ -131,7 +132,8 @@ def test_a_bidirectional_layer_reports_both_directions():
 
 def test_vanishing_and_exploding_follow_the_spectral_radius():
     """An RNN in its linear regime (no biases, tiny inputs, so tanh' = 1) with W_hh = g Q, Q
-    orthogonal: ||dL_T/dh_t|| = ||v|| g^(T - t) exactly, vanishing for g < 1, exploding for g > 1."""
+    orthogonal: ||dL_T/dh_t|| = ||v|| g^(T - t) exactly, vanishing for g < 1, exploding for
+    g > 1."""
     x = 1e-12 * torch.randn(3, 30, 2)
     for gain in (0.5, 1.5):
         rnn = RNN(2, 6, batch_first=True, bias=False)

@@ -105,7 +105,8 @@ def test_format_follows_the_extension_then_the_task():
             "a.csv",
             "label,sentence\npos,fine\n",
             lambda p: read_csv(p, "label", "text"),
-            "a.csv:1: no column 'text' (data.text_column) in the header; columns: 'label', 'sentence'",
+            "a.csv:1: no column 'text' (data.text_column) in the header; "
+            "columns: 'label', 'sentence'",
         ),
         (
             "a.conllu",

@@ -186,7 +186,7 @@ def test_gradcheck_explicit_layer(kind):
     names = [name for name, _ in layer.named_parameters()]
 
     def outputs(x, *weights):
-        state = dict(zip(names, weights))
+        state = dict(zip(names, weights, strict=True))
         out, hidden = torch.func.functional_call(
             layer, state, (x,), {"lengths": torch.tensor([4, 2])}
         )

@@ -70,7 +70,8 @@ def test_iobes_spans():
 def test_entity_scores_by_hand():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]
-    # gold: PER(0-1) LOC(3) ORG; predicted: PER(0-1) ORG LOC(s1) -> 2 right of 3 predicted, of 3 gold
+    # gold: PER(0-1) LOC(3) ORG; predicted: PER(0-1) ORG LOC(s1)
+    # -> 2 right of 3 predicted, of 3 gold
     scores = entity_scores(gold, pred)
     assert scores == pytest.approx(
         {"entity_precision": 2 / 3, "entity_recall": 2 / 3, "entity_f1": 2 / 3}

@@ -1,4 +1,5 @@
-"""rnnkit.plots: the attention heatmap is a readable PNG shaped like its matrix; bad shapes refused."""
+"""rnnkit.plots: the attention heatmap is a readable PNG shaped like its matrix; bad shapes
+refused."""
 
 from __future__ import annotations
 

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from rnnkit import nn as rnn
 from rnnkit import reference as ref
 
-T, B, I, H, V = 6, 3, 4, 5, 7
+T, B, IN, H, V = 6, 3, 4, 5, 7
 
 
 def problem(cell: str, seed: int = 0) -> tuple[ref.Params, np.ndarray, np.ndarray, ref.State]:
     rng = np.random.default_rng(seed)
-    p = ref.init_params(cell, I, H, V, rng)
-    x = rng.normal(size=(T, B, I))
+    p = ref.init_params(cell, IN, H, V, rng)
+    x = rng.normal(size=(T, B, IN))
     y = rng.integers(0, V, size=(T, B))
     state0 = tuple(rng.normal(scale=0.5, size=(B, H)) for _ in ref.zero_state(cell, B, H))
     return p, x, y, state0
@@ -101,15 +101,19 @@ def test_truncation_changes_the_recurrent_gradient_and_long_truncation_is_full(c
 
 
 def torch_layers(cell: str) -> list[torch.nn.Module]:
-    """The layers that compute ``cell``: torch.nn's own (where it has the variant) and rnnkit's explicit path."""
+    """The layers that compute ``cell``: torch.nn's own (where it has the variant) and rnnkit's
+    explicit path."""
     if cell.startswith("rnn"):
         act = cell.split("_")[1]
-        return [torch.nn.RNN(I, H, nonlinearity=act), rnn.RNN(I, H, nonlinearity=act, fused=False)]
+        return [
+            torch.nn.RNN(IN, H, nonlinearity=act),
+            rnn.RNN(IN, H, nonlinearity=act, fused=False),
+        ]
     if cell == "lstm":
-        return [torch.nn.LSTM(I, H), rnn.LSTM(I, H, fused=False)]
+        return [torch.nn.LSTM(IN, H), rnn.LSTM(IN, H, fused=False)]
     if cell == "gru":
-        return [torch.nn.GRU(I, H), rnn.GRU(I, H, fused=False)]
-    return [rnn.GRU(I, H, reset="before", fused=False)]
+        return [torch.nn.GRU(IN, H), rnn.GRU(IN, H, fused=False)]
+    return [rnn.GRU(IN, H, reset="before", fused=False)]
 
 
 @pytest.mark.parametrize("cell", ref.CELLS)

@@ -1,4 +1,5 @@
-"""rnnkit.rundir: lossless pickle-free state, tied weights, refusals, crash-safe checkpoints and metrics."""
+"""rnnkit.rundir: lossless pickle-free state, tied weights, refusals, crash-safe checkpoints
+and metrics."""
 
 import csv
 import json
@@ -47,7 +48,7 @@ def _assert_identical(a, b) -> None:
             _assert_identical(a[key], b[key])
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             _assert_identical(x, y)
     elif isinstance(a, torch.Tensor):
         assert (a.dtype, a.shape) == (b.dtype, b.shape)
@@ -92,7 +93,7 @@ def test_optimizer_state_resumes_bitwise(tmp_path, make):
     twin_optimizer.load_state_dict(restored)
     _step(model, optimizer, 2)
     _step(twin, twin_optimizer, 2)
-    for p, q in zip(model.parameters(), twin.parameters()):
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(p, q)
 
 

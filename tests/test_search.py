@@ -212,14 +212,17 @@ def test_sampling_with_a_seeded_generator_is_reproducible():
     model = GRULanguageModel()
     first, state = model.start([GRU_PROMPTS[0]])
     expand = torch.zeros(5, dtype=torch.long)
-    draw = lambda seed: sample(
-        model.step,
-        first.expand(5, -1),
-        reorder_state(state, expand),
-        12,  # noqa: E731
-        top_k=5,
-        generator=torch.Generator().manual_seed(seed),
-    )
+
+    def draw(seed):
+        return sample(
+            model.step,
+            first.expand(5, -1),
+            reorder_state(state, expand),
+            12,
+            top_k=5,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
     assert draw(0) == draw(0)
     assert draw(0) != draw(1)
     assert len({tuple(row) for row in draw(0)}) > 1  # the five rows are independent draws
@@ -304,7 +307,8 @@ def test_a_wide_beam_finds_the_exhaustive_n_best_with_exact_scores():
 
 
 def test_beam_search_finds_the_optimum_that_greedy_misses():
-    # from 0 the greedy choice 1 (p 0.55) leads to a uniform next step; 2 (p 0.45) leads to a near-certain path
+    # from 0 the greedy choice 1 (p 0.55) leads to a uniform next step;
+    # 2 (p 0.45) leads to a near-certain path
     chain = MarkovChain.first_order(
         [
             [0.001, 0.55, 0.448, 0.001],

@@ -83,7 +83,7 @@ def test_parallel_and_stepwise_decoders_agree(options):
     memory, state = m.encode(source, lengths)
     fast = m.decoder.forward_parallel(target_in, state, memory)
     slow = m.decoder.forward_stepwise(target_in, state, memory, [True] * 6)
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 

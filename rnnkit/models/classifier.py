@@ -1,4 +1,4 @@
-"""Many-to-one: a sequence classifier (sentiment, topic), ``p(y | w_1..w_T) = softmax(W_o s + b_o)``.
+"""A many-to-one sequence classifier (sentiment, topic), ``p(y | w_1..w_T) = softmax(W_o s + b_o)``.
 
 tokens (B, T) -> embedding (B, T, E) -> dropout -> stacked, uni- or bidirectional RNN/LSTM/GRU
 (B, T, D*H) -> pooling (``pooling.py``: last | mean | max | attention, padding masked) s (B, D*H)

@@ -153,7 +153,8 @@ class Decoder(nn.Module):
     def step(
         self, tokens: Tensor, state: RNNState, feed: Tensor | None, memory: Memory
     ) -> tuple[Tensor, RNNState, Tensor]:
-        """One step: y_{t-1} (B,), state (L, B, Hd), h~_{t-1} (B, Hd) -> h~_t, state, weights (B, S)."""
+        """One step: y_{t-1} (B,), state (L, B, Hd), h~_{t-1} (B, Hd)
+        -> h~_t, state, weights (B, S)."""
         x = self.dropout(self.embedding(tokens))  # (B, E)
         if self.input_feeding:
             x = torch.cat([x, feed], dim=-1)
@@ -177,7 +178,8 @@ class Decoder(nn.Module):
     def forward_parallel(
         self, target_in: Tensor, state: RNNState, memory: Memory
     ) -> tuple[Tensor, Tensor]:
-        """All gold, no input feeding: the RNN over all T steps in one call, attention for all at once."""
+        """All gold, no input feeding: the RNN over all T steps in one call, attention for all
+        at once."""
         out, _ = self.rnn(self.dropout(self.embedding(target_in)), state)  # (B, T, Hd)
         attentional, weights = self.attend(out, memory)
         return self.logits(attentional), weights

@@ -2,7 +2,8 @@
 
 - ``cells.py``: one time step of RNN, LSTM (peephole) and GRU (reset before/after, hard sigmoid).
 - ``recurrence.py``: running a step over time (stacked, bidirectional, variable lengths).
-- ``layers.py``: ``RNN``, ``LSTM``, ``GRU`` with torch.nn's interface and two paths (fused/explicit).
+- ``layers.py``: ``RNN``, ``LSTM``, ``GRU`` with torch.nn's interface and two paths
+  (fused/explicit).
 """
 
 from .cells import CellWeights, GRUCell, GRUStep, LSTMCell, LSTMStep, RNNCell, RNNStep, hard_sigmoid

@@ -47,7 +47,8 @@ class CellWeights(NamedTuple):
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
-    """``clip(0.2 x + 0.5, 0, 1)``: the piecewise-linear gate of Theano/Keras (not torch's x/6 + 1/2)."""
+    """``clip(0.2 x + 0.5, 0, 1)``: the piecewise-linear gate of Theano/Keras
+    (not torch's x/6 + 1/2)."""
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
@@ -197,7 +198,8 @@ Step = RNNStep | LSTMStep | GRUStep
 
 
 def run_cell(step: Step, w: CellWeights, input: Tensor, hx: State | None) -> State:
-    """One step of a cell module: input (B, I) or unbatched (I,); hx a state tuple or None (zeros)."""
+    """One step of a cell module: input (B, I) or unbatched (I,); hx a state tuple or None
+    (zeros)."""
     batched = input.dim() == 2
     x = input if batched else input.unsqueeze(0)
     if hx is None:

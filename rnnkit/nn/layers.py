@@ -52,7 +52,8 @@ def bf16_lstm_kernel_missing(x: Tensor) -> bool:
 
 
 class RecurrentLayer:
-    """The forward pass shared by ``RNN``, ``LSTM`` and ``GRU`` (mixed in before the torch class)."""
+    """The forward pass shared by ``RNN``, ``LSTM`` and ``GRU`` (mixed in before the torch
+    class)."""
 
     step: Step
     fused: bool

@@ -46,7 +46,7 @@ def run_direction(
     for t, gx_t in enumerate(gx.unbind(0)):
         new = step(gx_t, state, w)
         if mask is not None:
-            new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
+            new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True))
             outputs.append(new[0].masked_fill(~mask[t], 0.0))
         else:
             outputs.append(new[0])
@@ -86,4 +86,4 @@ def run_stack(
             outputs.append(reverse_padded(out, lengths) if reverse else out)
             finals.append(state)
         x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
-    return x, tuple(torch.stack(s) for s in zip(*finals))
+    return x, tuple(torch.stack(s) for s in zip(*finals, strict=True))

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..batch_order import BucketBatches
 from ..config import Config
-from ..distributed import Distributed
+from ..distributed import SINGLE_PROCESS, Distributed
 from ..embeddings import embedding_from_vectors
 from ..errors import UserError
 from ..labelled_data import LABELS_FILE, LabelledText, LabelVocabulary, read_classified, read_splits
@@ -188,7 +188,7 @@ class ClassificationTask(StatelessTask):
         model: SequenceClassifier,
         data: dict[str, list[LabelledText]],
         device: torch.device,
-        env: Distributed = Distributed(),
+        env: Distributed = SINGLE_PROCESS,
     ) -> None:
         self.cfg, self.tokenizers, self.model, self.device = (
             cfg,
@@ -248,5 +248,6 @@ def new_task(
 
 
 def test_metrics(task: ClassificationTask, data: dict[str, list[LabelledText]]) -> dict[str, float]:
-    """Accuracy, macro-F1 and loss on the test examples (``rnnkit evaluate`` adds the confusion matrix)."""
+    """Accuracy, macro-F1 and loss on the test examples (``rnnkit evaluate`` adds the confusion
+    matrix)."""
     return {k: v for k, v in task.scores("test").items() if k != "confusion"}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config
-from ..distributed import Distributed
+from ..distributed import SINGLE_PROCESS, Distributed
 from ..embeddings import embedding_from_vectors
 from ..errors import UserError
 from ..lm_data import SentenceBatches, StreamBatches
@@ -98,7 +98,8 @@ class LanguageModelScorer:
         return token_cross_entropy(logits, targets, self.tokenizer.vocab.pad_index, label_smoothing)
 
     def eval_batches(self, text: str) -> StreamBatches | SentenceBatches:
-        """The batches of an evaluation text, tokenized once and kept (validation runs each epoch)."""
+        """The batches of an evaluation text, tokenized once and kept (validation runs each
+        epoch)."""
         if text not in self._eval_batches:
             data = self.cfg.data
             if data.mode == "stream":
@@ -154,7 +155,7 @@ class LanguageModelTask(LanguageModelScorer):
         model: RNNLanguageModel,
         texts: dict[str, str],
         device: torch.device,
-        env: Distributed = Distributed(),
+        env: Distributed = SINGLE_PROCESS,
     ) -> None:
         super().__init__(cfg, tokenizer, model, device)
         self.texts = texts

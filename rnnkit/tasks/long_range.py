@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config
-from ..distributed import Distributed
+from ..distributed import SINGLE_PROCESS, Distributed
 from ..long_range_data import COPY_LENGTH, adding_problem, copy_task, generator
 from ..models.sequence_model import SequenceModel
 from ..trainer import StatelessTask
@@ -62,7 +62,7 @@ class LongRangeTask(StatelessTask):
         model: SequenceModel,
         data: dict[str, Batch],
         device: torch.device,
-        env: Distributed = Distributed(),
+        env: Distributed = SINGLE_PROCESS,
     ) -> None:
         self.cfg, self.model, self.data, self.device, self.env = (
             cfg,
@@ -86,7 +86,8 @@ class LongRangeTask(StatelessTask):
 
     @torch.no_grad()
     def score(self, batch: Batch) -> dict[str, float]:
-        """adding: loss = mse; copy: loss (nats per step) and accuracy on the 10 recalled symbols."""
+        """adding: loss = mse; copy: loss (nats per step) and accuracy on the 10 recalled
+        symbols."""
         was_training = self.model.training
         self.model.eval()
         inputs, targets = (t.to(self.device) for t in batch)

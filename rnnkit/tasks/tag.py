@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..batch_order import BucketBatches
 from ..config import Config
-from ..distributed import Distributed
+from ..distributed import SINGLE_PROCESS, Distributed
 from ..embeddings import embedding_from_vectors
 from ..errors import UserError
 from ..labelled_data import LABELS_FILE, LabelVocabulary, TaggedSentence, read_splits, read_tagged
@@ -255,7 +255,7 @@ class TaggingTask(StatelessTask):
         model: SequenceTagger,
         data: dict[str, list[TaggedSentence]],
         device: torch.device,
-        env: Distributed = Distributed(),
+        env: Distributed = SINGLE_PROCESS,
     ) -> None:
         self.cfg, self.tokenizers, self.model, self.device = (
             cfg,

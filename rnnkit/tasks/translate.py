@@ -24,7 +24,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from torch import Tensor, nn
 
 from ..config import Config, DecodeConfig, TrainConfig
-from ..distributed import Distributed
+from ..distributed import SINGLE_PROCESS, Distributed
 from ..errors import UserError
 from ..losses import token_cross_entropy
 from ..models.seq2seq import Seq2Seq
@@ -55,7 +55,8 @@ def read_split(cfg: Config, path: str) -> Pairs:
         return read_parallel(f"{path}.{data.source_suffix}", f"{path}.{data.target_suffix}")
     if data.source_suffix or data.target_suffix:
         raise UserError(
-            "data.source_suffix and data.target_suffix: give both (two files per split) or neither (TSV)"
+            "data.source_suffix and data.target_suffix: give both (two files per split) "
+            "or neither (TSV)"
         )
     pairs = read_parallel(path)
     return [(t, s) for s, t in pairs] if data.reverse else pairs
@@ -101,7 +102,7 @@ def train_tokenizers(cfg: Config, train: Pairs) -> Tokenizers:
 
 
 def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
-    for name, tokenizer in zip((SOURCE_DIR, TARGET_DIR), tokenizers):
+    for name, tokenizer in zip((SOURCE_DIR, TARGET_DIR), tokenizers, strict=True):
         (Path(directory) / name).mkdir(exist_ok=True)
         tokenizer.save(Path(directory) / name)
 
@@ -176,7 +177,7 @@ def translate_ids(
             block_ngram_repeat=decode.block_ngram_repeat,
             batch_dim=0,
         )
-        for index, hypotheses in zip(indices, beams):
+        for index, hypotheses in zip(indices, beams, strict=True):
             results[index] = hypotheses
     model.train(was_training)
     return results
@@ -205,7 +206,7 @@ class TranslationTask(StatelessTask):
         model: Seq2Seq,
         data: dict[str, Pairs],
         device: torch.device,
-        env: Distributed = Distributed(),
+        env: Distributed = SINGLE_PROCESS,
     ) -> None:
         self.cfg, self.tokenizers, self.model, self.device = (
             cfg,
