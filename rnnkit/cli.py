@@ -4,16 +4,18 @@
     rnnkit train configs/ptb-small.yaml [train.lr=0.5 ...] [--run-dir DIR] [--overwrite]
     rnnkit train --resume RUN [train.epochs=20 ...]
     rnnkit evaluate RUN [--split test | --data FILE]
-    rnnkit generate RUN --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40 --num-samples 3
+    rnnkit generate RUN --prompt "ROMEO:" --max-new-tokens 200 --temperature 0.8 --top-k 40
     rnnkit translate RUN [--input FILE] [--beam 5] [--n-best 3] [--attention-plot DIR]
     rnnkit evaluate RUN --src test.de --ref test.en [--beam 5]      # BLEU, chrF (sacrebleu)
     rnnkit predict RUN [--input FILE]     # classify: label and probabilities; tag: token<TAB>tag
     rnnkit evaluate RUN --data test.conllu [--json scores.json]    # accuracy, macro-F1 / entity F1
     torchrun --nproc_per_node=2 -m rnnkit.cli train cfg.yaml     # DDP, one process per core/GPU
     rnnkit diagnose gradients configs/adding.yaml --cells rnn-tanh lstm gru [--run RUN] --out DIR
-    rnnkit diagnose grad-norm RUN [--out PNG]                        # loss and gradient norm per step
+    rnnkit diagnose grad-norm RUN [--out PNG]               # loss and gradient norm per step
 
-Bad input ends in one line, ``rnnkit: error: <what and where>``, and exit status 2.
+Bad input (a config key, a command-line argument, a data file) ends in one line,
+``rnnkit: error: <what and where>``, and exit status 2. Long commands draw a tqdm progress bar on
+stderr; ``--quiet``, or a stderr that is not a terminal, turns it off.
 """
 
 from __future__ import annotations
@@ -24,9 +26,38 @@ import json
 import math
 import sys
 import time
+import typing
 
+from . import __version__, progress
 from .config import load_config
 from .errors import UserError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors (a missing or malformed argument) are one line, exit status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"rnnkit: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def number(kind: type, at_least: float, at_most: float | None = None) -> typing.Callable:
+    """An argparse ``type=``: ``kind(text)`` within [at_least, at_most]."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if not value >= at_least or (at_most is not None and not value <= at_most):
+            upper = f" and <= {at_most}" if at_most is not None else ""
+            raise argparse.ArgumentTypeError(f"must be >= {at_least}{upper}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+COUNT = number(int, 1)
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -73,7 +104,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--src", help="translation: translate this file ...")
     p.add_argument("--ref", help="... and score it against this one (line-aligned)")
     p.add_argument(
-        "--beam", type=int, default=None, help="translation: beam size (default: decode.beam_size)"
+        "--beam",
+        type=COUNT,
+        default=None,
+        help="translation: beam size (default: decode.beam_size)",
     )
     p.add_argument("--device", default="cpu")
 
@@ -113,15 +147,17 @@ def print_labelled_scores(scores: dict, json_path: str | None) -> None:
         )
     )
     if "confusion" in scores:
+        from tabulate import tabulate
+
         labels, matrix = scores["confusion"]["labels"], scores["confusion"]["matrix"]
-        width = max(len(str(n)) for row in matrix for n in row) + 1
-        names = [label[:12] for label in labels]
-        first = max(len(n) for n in names) + 1
-        width = max(width, first)
         print("confusion matrix (rows: gold, columns: predicted)")
-        print(" " * first + "".join(n.rjust(width) for n in names))
-        for name, row in zip(names, matrix):
-            print(name.ljust(first) + "".join(str(n).rjust(width) for n in row))
+        print(
+            tabulate(
+                [[label, *row] for label, row in zip(labels, matrix, strict=True)],
+                headers=["", *labels],
+                tablefmt="simple",
+            )
+        )
     if json_path:
         atomic_write_text(json_path, json.dumps(scores, indent=1) + "\n")
 
@@ -154,13 +190,19 @@ def cmd_predict(args: argparse.Namespace) -> None:
         for label, probabilities in classify.predict(
             model, tokenizers, lines, device, args.input or "stdin", cfg.data.eval_batch_size
         ):
-            print(label + "\t" + " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities)))
+            print(
+                label
+                + "\t"
+                + " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities, strict=True))
+            )
         return
     sentences = [line.split() for line in lines]
     for tokens, tags in zip(
-        sentences, tag.predict(model, tokenizers, sentences, device, cfg.data.eval_batch_size)
+        sentences,
+        tag.predict(model, tokenizers, sentences, device, cfg.data.eval_batch_size),
+        strict=True,
     ):
-        print("".join(f"{token}\t{t}\n" for token, t in zip(tokens, tags)))
+        print("".join(f"{token}\t{t}\n" for token, t in zip(tokens, tags, strict=True)))
 
 
 def add_translate(sub: argparse._SubParsersAction) -> None:
@@ -168,10 +210,10 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--input", help="a file of source lines (default: standard input)")
     p.add_argument(
-        "--beam", type=int, default=None, help="beam size (1: greedy; default: decode.beam_size)"
+        "--beam", type=COUNT, default=None, help="beam size (1: greedy; default: decode.beam_size)"
     )
     p.add_argument(
-        "--n-best", type=int, default=1, help="print the N best, as 'line<TAB>score<TAB>text'"
+        "--n-best", type=COUNT, default=1, help="print the N best, as 'line<TAB>score<TAB>text'"
     )
     p.add_argument(
         "--attention-plot", metavar="DIR", help="write one attention heatmap PNG per line here"
@@ -199,7 +241,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
     results = translate_ids(model, tokenizers, sources, cfg.decode, device, beam, args.n_best)
     if args.attention_plot:
         Path(args.attention_plot).mkdir(parents=True, exist_ok=True)
-    for number, (source, hypotheses) in enumerate(zip(sources, results), 1):
+    for number, (source, hypotheses) in enumerate(zip(sources, results, strict=True), 1):
         for ids, score in hypotheses:
             text = tokenizers[1].decode(ids)
             print(f"{number}\t{score:.4f}\t{text}" if args.n_best > 1 else text)
@@ -220,12 +262,14 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write text with a trained language model")
     p.add_argument("run", help="run directory")
     p.add_argument("--prompt", default="")
-    p.add_argument("--max-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--beam", type=int, default=1, help="beam size (> 1: beam search)")
-    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument(
+        "--max-new-tokens", "--max-tokens", type=COUNT, default=200, dest="max_new_tokens"
+    )
+    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-k", type=number(int, 0), default=0, help="0: no top-k cut")
+    p.add_argument("--top-p", type=number(float, 1e-9, 1), default=1.0, help="in (0, 1]")
+    p.add_argument("--beam", type=COUNT, default=1, help="beam size (> 1: beam search)")
+    p.add_argument("--num-samples", type=COUNT, default=1)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu")
 
@@ -241,7 +285,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
             model,
             tokenizer,
             args.prompt,
-            max_tokens=args.max_tokens,
+            max_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
@@ -274,8 +318,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     cfg.data.train = str(package / "data" / "tinyshakespeare.txt")
     cfg.run_dir = args.run_dir or time.strftime("runs/demo-%Y%m%d-%H%M%S")
     print(
-        f"rnnkit demo: a {cfg.model.num_layers}x{cfg.model.hidden_size} char-LSTM on Tiny Shakespeare "
-        f"(bundled), {cfg.train.epochs} epochs; run directory {cfg.run_dir}",
+        f"rnnkit demo: a {cfg.model.num_layers}x{cfg.model.hidden_size} char-LSTM on Tiny "
+        f"Shakespeare (bundled), {cfg.train.epochs} epochs; run directory {cfg.run_dir}",
         flush=True,
     )
     summary = train(cfg)
@@ -310,7 +354,7 @@ def add_diagnose(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--run", action="append", default=[], help="a trained run to include (repeatable)"
     )
-    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--batch-size", type=COUNT, default=32)
     g.add_argument("--out", default="diagnose", help="output directory (default: diagnose/)")
     n = kinds.add_parser("grad-norm", help="plot a run's training loss and gradient norm per step")
     n.add_argument("run", help="run directory")
@@ -334,12 +378,14 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     )
     results += [report.trained_model(run, args.batch_size) for run in args.run]
     report.write_report(results, Path(args.out))
-    print(f"{'model':<32} {'|dL/dh_T|':>10} {'|dL/dh_1|':>10} {'ratio':>9} {'radius':>7}")
-    for row in report.summary_rows(results):
-        print(
-            f"{row['label']:<32} {row['grad_T']:>10.3e} {row['grad_1']:>10.3e} {row['ratio']:>9.2e} "
-            f"{row['radius']:>7.3f}"
-        )
+    from tabulate import tabulate
+
+    rows = [
+        [row["label"], row["grad_T"], row["grad_1"], row["ratio"], row["radius"]]
+        for row in report.summary_rows(results)
+    ]
+    headers = ["model", "|dL/dh_T|", "|dL/dh_1|", "ratio", "radius"]
+    print(tabulate(rows, headers=headers, floatfmt=("", ".3e", ".3e", ".2e", ".3f")))
     print(f"wrote {Path(args.out) / 'gradient_flow.csv'}, spectrum.csv, gradient_flow.png")
 
 
@@ -355,13 +401,21 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rnnkit", description="Recurrent sequence learning on PyTorch."
+    parser = OneLineParser(prog="rnnkit", description="Recurrent sequence learning on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bars (they go to stderr)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)
+    for command in sub.choices.values():  # --quiet after the command too
+        command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS)
     args, extra = parser.parse_known_args(argv)
+    # train and demo draw the trainer's own bar (train.progress); --quiet turns it off too.
+    progress.enable(not args.quiet and args.command not in ("train", "demo"))
+    if args.quiet and hasattr(args, "overrides"):
+        args.overrides.append("train.progress=false")
     # Overrides may follow options too: `rnnkit train cfg.yaml --run-dir R train.lr=0.5`.
     if (
         extra

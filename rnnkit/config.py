@@ -1,18 +1,31 @@
 """The run configuration: one YAML file, every key overridable on the command line.
 
-A config is a tree of dataclasses (``Config`` at the root: ``data``, ``model``, ``train``
-sections). ``load_config(path, overrides)`` reads the YAML, applies ``section.key=value``
-overrides (values parsed as YAML: ``train.lr=0.5``, ``model.cell=gru``, ``data.max_size=null``),
-checks every key and type, and fails with a one-line ``UserError`` naming the file and the key,
-with a suggestion for a mistyped one::
+A config is a tree of dataclasses (``Config`` at the root: ``data``, ``model``, ``train``,
+``decode`` sections). ``load_config(path, overrides)`` reads the YAML, applies
+``section.key=value`` overrides (values parsed as YAML: ``train.lr=0.5``, ``model.cell=gru``,
+``data.max_size=null``), and checks the whole tree before anything is built or written:
+
+- every key exists (with a suggestion for a mistyped one) and has its type;
+- a choice key holds one of the names the code that implements it knows (``choices()``);
+- a number lies in its range (``key(..., at_least=1)``: sizes and counts >= 1, probabilities in
+  [0, 1), learning rates > 0, ...);
+- a key that does not apply to the run's task is not set (a key left at its default is fine).
+
+Each failure is a one-line ``UserError`` naming the file and the key::
 
     configs/ptb-small.yaml: unknown key 'train.lr_decya' (did you mean 'train.lr_decay'?)
+    command line: key 'model.hidden_size' must be >= 1, got -3
+    configs/ptb-small.yaml: key 'model.bridge' is for translate runs, not task 'lm'
+
+A run directory stores ``run_config(cfg)``: the root keys, ``config_version`` and only the keys
+that apply to the run's task.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,152 +36,202 @@ import yaml
 
 from .errors import UserError
 
+# The format of a run directory's config.yaml; a newer one than this code knows is refused.
+CONFIG_VERSION = 1
+
+ALL = ("lm", "translate", "adding", "copy", "classify", "tag")
+TEXT = ("lm", "translate", "classify", "tag")  # tasks that read text files and build vocabularies
+LONG_RANGE = ("adding", "copy")
+TRANSLATE = ("translate",)
+
+
+def key(
+    default: Any,
+    tasks: tuple[str, ...] = ALL,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+) -> Any:
+    """A config key: its default, the tasks it applies to, and the range a number must lie in
+    (``at_least`` / ``at_most`` inclusive, ``above`` / ``below`` exclusive)."""
+    bounds = {"at_least": at_least, "above": above, "at_most": at_most, "below": below}
+    return field(default=default, metadata={"tasks": tasks, "bounds": bounds})
+
+
+COUNT = {"at_least": 1}  # sizes, counts and lengths
+NON_NEGATIVE = {"at_least": 0}
+POSITIVE = {"above": 0}
+DROPOUT = {"at_least": 0, "below": 1}  # a probability that must leave something
+PROBABILITY = {"at_least": 0, "at_most": 1}
+
 
 @dataclass
 class DataConfig:
     """Where the text is and how it becomes batches."""
 
-    train: str | None = None  # training file (or the whole corpus with valid_fraction)
-    valid: str | None = None
-    test: str | None = None
-    valid_fraction: float = 0.1  # without a valid file: the last fraction of train validates
-    tokenizer: str = "word"  # char | word | subword
-    max_size: int | None = None  # vocabulary size, specials included (word, char)
-    min_freq: int = 1
-    lowercase: bool = False  # word
-    normalize: bool = False  # word: Unicode NFKC before splitting
-    vocab_size: int = 8000  # subword (sentencepiece) vocabulary
-    subword_model: str = "unigram"  # unigram | bpe
-    mode: str = "stream"  # stream: truncated BPTT over one token stream; sentence: padded lines
-    bptt: int = 35  # stream mode: window length
-    batch_size: int = 20
-    eval_batch_size: int = 10
+    train: str | None = key(None, TEXT)  # training file (or the whole corpus with valid_fraction)
+    valid: str | None = key(None, TEXT)
+    test: str | None = key(None, TEXT)
+    # without a valid file: the last fraction of train validates
+    valid_fraction: float = key(0.1, TEXT, above=0, below=1)
+    tokenizer: str = key("word", TEXT)  # char | word | subword
+    max_size: int | None = key(None, TEXT, **COUNT)  # vocabulary size, specials included
+    min_freq: int = key(1, TEXT, **COUNT)
+    lowercase: bool = key(False, TEXT)  # word
+    normalize: bool = key(False, TEXT)  # word: Unicode NFKC before splitting
+    vocab_size: int = key(8000, ("lm", "translate", "classify"), **COUNT)  # subword
+    subword_model: str = key("unigram", ("lm", "translate", "classify"))  # unigram | bpe
+    # stream: truncated BPTT over one token stream; sentence: padded lines
+    mode: str = key("stream", ("lm",))
+    bptt: int = key(35, ("lm",), **COUNT)  # stream mode: window length
+    batch_size: int = key(20, ALL, **COUNT)
+    eval_batch_size: int = key(10, ("lm", "classify", "tag", "adding", "copy"), **COUNT)
     # translate: a split is the pair of files PATH.SOURCE_SUFFIX / PATH.TARGET_SUFFIX, or, without
     # suffixes, one TSV file whose first two columns are (source, target) (swapped by reverse).
-    source_suffix: str | None = None
-    target_suffix: str | None = None
-    reverse: bool = False
-    synthetic: str | None = None  # "reverse": the reverse-the-sequence task, generated (no files)
-    max_length: int | None = 100  # translate: longer training pairs are filtered out (counted)
-    batch_tokens: int | None = None  # translate: a token budget per batch instead of batch_size
-    joint_vocabulary: bool = False  # translate: one vocabulary for source and target
+    source_suffix: str | None = key(None, ("translate",))
+    target_suffix: str | None = key(None, ("translate",))
+    reverse: bool = key(False, ("translate",))
+    # "reverse": the reverse-the-sequence task, generated (no files)
+    synthetic: str | None = key(None, ("translate",))
+    # translate: longer training pairs are filtered out (counted)
+    max_length: int | None = key(100, ("translate",), **COUNT)
+    # translate: a token budget per batch instead of batch_size
+    batch_tokens: int | None = key(None, ("translate",), **COUNT)
+    joint_vocabulary: bool = key(False, ("translate",))  # one vocabulary for source and target
     # adding / copy: generated sequences of length T (the copy task's are T + 20 long); each
     # epoch draws train_size fresh ones, valid_size and test_size are fixed held-out sets.
-    sequence_length: int = 100
-    train_size: int = 10000
-    valid_size: int = 1000
-    test_size: int = 1000
+    sequence_length: int = key(100, LONG_RANGE, **COUNT)
+    train_size: int = key(10000, LONG_RANGE, **COUNT)
+    valid_size: int = key(1000, LONG_RANGE, **COUNT)
+    test_size: int = key(1000, LONG_RANGE, **COUNT)
     # classify / tag: the file format (auto: .csv -> csv, .conllu -> conllu, otherwise label_text
     # for classify and token_tag for tag), the CSV columns and the CoNLL-U tag column.
-    format: str = "auto"  # auto | label_text | csv | conllu | token_tag
-    label_column: str = "label"  # csv
-    text_column: str = "text"  # csv
-    tag_column: str = "upos"  # conllu: upos (column 4) | xpos (column 5)
+    format: str = key("auto", ("classify", "tag"))  # auto | label_text | csv | conllu | token_tag
+    label_column: str = key("label", ("classify",))  # csv
+    text_column: str = key("text", ("classify",))  # csv
+    tag_column: str = key("upos", ("tag",))  # conllu: upos (column 4) | xpos (column 5)
 
 
 @dataclass
 class ModelConfig:
-    """Embedding -> stacked rnnkit.nn layer -> dropout -> output layer."""
+    """Embedding -> stacked rnnkit.nn layer -> dropout -> output layer.
 
-    cell: str = "lstm"  # rnn | lstm | gru
-    nonlinearity: str = "tanh"  # rnn: tanh | relu
-    peephole: bool = False  # lstm
-    forget_bias: float | None = None  # lstm
-    reset: str = "after"  # gru: after | before
-    gate: str = "sigmoid"  # gru: sigmoid | hard_sigmoid
-    fused: bool | None = None
-    embedding_size: int = 200
-    hidden_size: int = 200
-    num_layers: int = 2
-    dropout: float = 0.0  # on non-recurrent connections (Zaremba et al. 2014)
-    embedding_dropout: float = 0.0  # drops whole word types (Gal & Ghahramani 2016)
-    tie_weights: bool = False
-    init_range: float | None = 0.1  # uniform(-r, r) for every weight; null keeps torch's init
-    pretrained_embeddings: str | None = None  # word2vec/GloVe text file
-    freeze_embeddings: bool = False
+    Initialisation runs in one order (``models.recurrent.initialize``): every weight from
+    U(-init_range, init_range) (or torch's own init when null), then the LSTM forget-gate bias,
+    then ``recurrent_init`` on every W_hh; a later step never undoes an earlier one's target.
+    """
+
+    cell: str = key("lstm")  # rnn | lstm | gru
+    nonlinearity: str = key("tanh")  # rnn: tanh | relu
+    peephole: bool = key(False)  # lstm
+    forget_bias: float | None = key(None)  # lstm
+    reset: str = key("after")  # gru: after | before
+    gate: str = key("sigmoid")  # gru: sigmoid | hard_sigmoid
+    fused: bool | None = key(None)
+    embedding_size: int = key(200, ("lm", "translate", "copy", "classify", "tag"), **COUNT)
+    hidden_size: int = key(200, ALL, **COUNT)
+    num_layers: int = key(2, ALL, **COUNT)
+    dropout: float = key(0.0, ALL, **DROPOUT)  # on non-recurrent connections (Zaremba 2014)
+    # drops whole word types (Gal & Ghahramani 2016)
+    embedding_dropout: float = key(0.0, ("lm",), **DROPOUT)
+    tie_weights: bool = key(False, ("lm", "translate"))
+    # uniform(-r, r) for every weight; null keeps torch's init
+    init_range: float | None = key(0.1, ALL, **POSITIVE)
+    pretrained_embeddings: str | None = key(None, ("lm", "classify", "tag"))  # word2vec/GloVe
+    freeze_embeddings: bool = key(False, ("lm", "classify", "tag"))
     # translate: the encoder (hidden size per direction; null: hidden_size) and the decoder
-    bidirectional: bool = False
-    encoder_hidden_size: int | None = None
-    bridge: str = "linear"  # zero | last | linear (+tanh): encoder final state -> decoder's first
-    attention: str = "general"  # none | dot | general | concat | additive
-    attention_size: int | None = (
-        None  # concat / additive; classify attention pooling (null: hidden_size)
-    )
-    input_feeding: bool = True  # the attentional vector h~_{t-1} joins the next decoder input
-    # adding / copy: W_hh at initialisation (each gate's block): torch's uniform, a random
+    bidirectional: bool = key(False, ("translate", "classify", "tag"))
+    encoder_hidden_size: int | None = key(None, ("translate",), **COUNT)
+    # zero | last | linear (+tanh): encoder final state -> decoder's first
+    bridge: str = key("linear", ("translate",))
+    attention: str = key("general", ("translate",))  # none | dot | general | concat | additive
+    # concat / additive; classify attention pooling (null: hidden_size)
+    attention_size: int | None = key(None, ("translate", "classify"), **COUNT)
+    # the attentional vector h~_{t-1} joins the next decoder input
+    input_feeding: bool = key(True, ("translate",))
+    # W_hh after init_range and forget_bias (each gate's block): kept as it is, a random
     # orthogonal matrix or the identity (Le et al. 2015), times recurrent_gain (its spectral radius
     # for orthogonal and identity).
-    recurrent_init: str = "default"  # default | orthogonal | identity
-    recurrent_gain: float = 1.0
+    recurrent_init: str = key("default")  # default | orthogonal | identity
+    recurrent_gain: float = key(1.0, ALL, **POSITIVE)
     # classify: encoder outputs h_1..h_T -> one vector (attention: a_t = softmax(v . tanh(W h_t)))
-    pooling: str = "last"  # last | mean | max | attention
+    pooling: str = key("last", ("classify",))  # last | mean | max | attention
     # tag: a bidirectional char RNN per word, its final states joined to the word embedding
-    char_features: bool = False
-    char_embedding_size: int = 50
-    char_hidden_size: int = 50  # per direction
+    char_features: bool = key(False, ("tag",))
+    char_embedding_size: int = key(50, ("tag",), **COUNT)
+    char_hidden_size: int = key(50, ("tag",), **COUNT)  # per direction
 
 
 @dataclass
 class TrainConfig:
     """Optimisation, schedule, precision and bookkeeping; the trainer reads only this."""
 
-    epochs: int = 10
-    max_steps: int | None = None  # stop after this many optimizer steps
-    optimizer: str = (
-        "sgd"  # sgd | momentum | nesterov | adagrad | adadelta | rmsprop | adam | adamw
-    )
-    lr: float = 1.0
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    clip_norm: float | None = 5.0
-    clip_value: float | None = None
-    lr_schedule: str = "none"  # none | epoch_decay | plateau
-    lr_decay: float = 0.5
-    decay_start: int = 4  # epoch_decay: multiply by lr_decay after each epoch from this one on
-    plateau_patience: int = 0
-    warmup_steps: int = 0
-    early_stopping: int | None = None  # stop after this many epochs without a better valid loss
-    target_score: float | None = None  # stop once the validation best_metric reaches this value
-    label_smoothing: float = 0.0
+    epochs: int = key(10, ALL, **COUNT)
+    max_steps: int | None = key(None, ALL, **COUNT)  # stop after this many optimizer steps
+    # sgd | momentum | nesterov | adagrad | adadelta | rmsprop | adam | adamw
+    optimizer: str = key("sgd")
+    lr: float = key(1.0, ALL, **POSITIVE)
+    momentum: float = key(0.9, ALL, **DROPOUT)
+    weight_decay: float = key(0.0, ALL, **NON_NEGATIVE)
+    clip_norm: float | None = key(5.0, ALL, **POSITIVE)
+    clip_value: float | None = key(None, ALL, **POSITIVE)
+    lr_schedule: str = key("none")  # none | epoch_decay | plateau
+    lr_decay: float = key(0.5, ALL, above=0, at_most=1)
+    # epoch_decay: multiply by lr_decay after each epoch from this one on
+    decay_start: int = key(4, ALL, **COUNT)
+    plateau_patience: int = key(0, ALL, **NON_NEGATIVE)
+    warmup_steps: int = key(0, ALL, **NON_NEGATIVE)
+    # stop after this many epochs without a better valid loss
+    early_stopping: int | None = key(None, ALL, **COUNT)
+    # stop once the validation best_metric reaches this value
+    target_score: float | None = key(None)
+    label_smoothing: float = key(0.0, TEXT, **DROPOUT)
     # translate: the probability of feeding the gold token (drawn per step), and its decay by
     # scheduled sampling (Bengio et al. 2015) over optimizer steps i: linear max(min, k - c i),
     # exponential k^i, inverse_sigmoid k / (k + exp(i / k)).
-    teacher_forcing: float = 1.0
-    scheduled_sampling: str = "none"  # none | linear | exponential | inverse_sigmoid
-    sampling_k: float = 1.0
-    sampling_c: float = 1e-4
-    sampling_min: float = 0.0
+    teacher_forcing: float = key(1.0, ("translate",), **PROBABILITY)
+    # none | linear | exponential | inverse_sigmoid
+    scheduled_sampling: str = key("none", ("translate",))
+    sampling_k: float = key(1.0, ("translate",), **POSITIVE)
+    sampling_c: float = key(1e-4, ("translate",), **NON_NEGATIVE)
+    sampling_min: float = key(0.0, ("translate",), **PROBABILITY)
     # The loss a step minimises: "token", the mean over target tokens (pytorch/examples; PTB
     # there uses lr 20, clip 0.25), or "sequence", each sequence's summed loss averaged over the
     # batch (Zaremba et al. 2014's code; lr 1, clip 5). With bptt T the two differ by a factor T.
-    loss_average: str = "token"
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    deterministic: bool = False
-    checkpoint_every: int = 0  # optimizer steps between checkpoints; 0: at each epoch end
-    log_every: int = 100
-    progress: bool = True
-    tensorboard: bool = False
+    loss_average: str = key("token")
+    precision: str = key("fp32")  # fp32 | bf16 | fp16 (fp16 on CUDA only)
+    device: str = key("auto")  # auto | cpu | cuda | cuda:N
+    deterministic: bool = key(False)
+    # optimizer steps between checkpoints; 0: at each epoch end
+    checkpoint_every: int = key(0, ALL, **NON_NEGATIVE)
+    log_every: int = key(100, ALL, **COUNT)
+    progress: bool = key(True)
+    tensorboard: bool = key(False)
 
 
 @dataclass
 class DecodeConfig:
     """translate: how validation, ``rnnkit translate`` and ``evaluate`` decode."""
 
-    beam_size: int = 5
-    valid_beam_size: int = 1  # validation decodes greedily by default: it runs every epoch
-    length_penalty: float = 1.0  # GNMT alpha
-    max_length_ratio: float = 1.5  # output at most ratio x source length + 10 tokens
-    block_ngram_repeat: int = 0
-    batch_size: int = 50
-    max_source_length: int = 400  # a longer input line is an error (memory: beam x length x hidden)
+    beam_size: int = key(5, TRANSLATE, **COUNT)
+    # validation decodes greedily by default: it runs every epoch
+    valid_beam_size: int = key(1, TRANSLATE, **COUNT)
+    length_penalty: float = key(1.0, TRANSLATE, **NON_NEGATIVE)  # GNMT alpha
+    # output at most ratio x source length + 10 tokens
+    max_length_ratio: float = key(1.5, TRANSLATE, **POSITIVE)
+    block_ngram_repeat: int = key(0, TRANSLATE, **NON_NEGATIVE)
+    batch_size: int = key(50, TRANSLATE, **COUNT)
+    # a longer input line is an error (memory: beam x length x hidden)
+    max_source_length: int = key(400, TRANSLATE, **COUNT)
 
 
 @dataclass
 class Config:
     task: str = "lm"  # lm | translate | adding | copy | classify | tag
     run_dir: str = "runs/default"
-    seed: int = 1234
+    seed: int = key(1234, ALL, **NON_NEGATIVE)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -178,38 +241,47 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# Keys whose value is one of a few names: checked when the config is read, not deep in training.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("lm", "translate", "adding", "copy", "classify", "tag"),
-    "model.recurrent_init": ("default", "orthogonal", "identity"),
-    "data.format": ("auto", "label_text", "csv", "conllu", "token_tag"),
-    "data.tag_column": ("upos", "xpos"),
-    "model.pooling": ("last", "mean", "max", "attention"),
-    "data.synthetic": ("reverse",),
-    "model.bridge": ("zero", "last", "linear"),
-    "model.attention": ("none", "dot", "general", "concat", "additive"),
-    "train.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
-    "data.tokenizer": ("char", "word", "subword"),
-    "data.subword_model": ("unigram", "bpe"),
-    "data.mode": ("stream", "sentence"),
-    "model.cell": ("rnn", "lstm", "gru"),
-    "model.nonlinearity": ("tanh", "relu"),
-    "model.reset": ("after", "before"),
-    "model.gate": ("sigmoid", "hard_sigmoid"),
-    "train.optimizer": (
-        "sgd",
-        "momentum",
-        "nesterov",
-        "adagrad",
-        "adadelta",
-        "rmsprop",
-        "adam",
-        "adamw",
-    ),
-    "train.lr_schedule": ("none", "epoch_decay", "plateau"),
-    "train.precision": ("fp32", "bf16", "fp16"),
-    "train.loss_average": ("token", "sequence"),
-}
+SECTIONS = ("data", "model", "train", "decode")
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """The values each choice key may take, read from the code that implements it, so that
+    there is one list of each. (Imported here, when a config is checked: those modules import
+    this one for their section types.)"""
+    from .labelled_data import FORMATS, TAG_COLUMNS
+    from .lm_data import MODES
+    from .models.attention import SCORES
+    from .models.pooling import POOLINGS
+    from .models.recurrent import CELLS, RECURRENT_INITS
+    from .models.seq2seq import BRIDGES
+    from .nn.cells import GATE_ACTIVATIONS, GRU_RESETS, RNN_NONLINEARITIES
+    from .tasks.translate import SAMPLING_SCHEDULES, SYNTHETIC_TASKS
+    from .tokenizers import TOKENIZER_KINDS, SubwordTokenizer
+    from .trainer import LOSS_AVERAGES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+    from .training import TASKS
+
+    return {
+        "task": tuple(TASKS),
+        "data.tokenizer": tuple(TOKENIZER_KINDS),
+        "data.subword_model": SubwordTokenizer.MODEL_TYPES,
+        "data.mode": MODES,
+        "data.synthetic": tuple(SYNTHETIC_TASKS),
+        "data.format": FORMATS,
+        "data.tag_column": tuple(TAG_COLUMNS),
+        "model.cell": tuple(CELLS),
+        "model.nonlinearity": tuple(RNN_NONLINEARITIES),
+        "model.reset": GRU_RESETS,
+        "model.gate": tuple(GATE_ACTIVATIONS),
+        "model.bridge": BRIDGES,
+        "model.attention": ("none", *SCORES),
+        "model.recurrent_init": RECURRENT_INITS,
+        "model.pooling": POOLINGS,
+        "train.optimizer": tuple(OPTIMIZERS),
+        "train.lr_schedule": LR_SCHEDULES,
+        "train.scheduled_sampling": SAMPLING_SCHEDULES,
+        "train.loss_average": LOSS_AVERAGES,
+        "train.precision": PRECISIONS,
+    }
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -234,40 +306,94 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     raise UserError(f"{where}: expected {names}, got {value!r}")
 
 
-def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> Any:
+# bound name -> (the test a value must pass, how the message writes it)
+_BOUNDS = {
+    "at_least": (operator.ge, ">="),
+    "above": (operator.gt, ">"),
+    "at_most": (operator.le, "<="),
+    "below": (operator.lt, "<"),
+}
+
+
+def _check_range(value: Any, bounds: dict[str, float | None], where: str) -> None:
+    """Raise UserError unless a number lies within all of its bounds (null passes, NaN fails)."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    rules = [(name, bound) for name, bound in bounds.items() if bound is not None]
+    if value != value or not all(_BOUNDS[name][0](value, bound) for name, bound in rules):
+        wanted = " and ".join(f"{_BOUNDS[name][1]} {bound}" for name, bound in rules)
+        raise UserError(f"{where} must be {wanted}, got {value!r}")
+
+
+def _build(cls: type, values: Any, source: str, prefix: str = "") -> Any:
     if not isinstance(values, dict):
-        raise UserError(f"{source}: '{prefix.rstrip('.') or 'the file'}' must be a mapping of keys")
+        where = prefix.rstrip(".") or "the file"
+        raise UserError(f"{source}: '{where}' must be a mapping of keys")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    allowed = choices()
     kwargs = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if key not in fields:
+    for name_in_file, value in values.items():
+        name = f"{prefix}{name_in_file}"
+        if name_in_file not in fields:
             known = [f"{prefix}{k}" for k in fields]
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UserError(f"{source}: unknown key '{name}'{hint}")
-        if dataclasses.is_dataclass(hints[key]):
-            kwargs[key] = _build(hints[key], value or {}, source, f"{name}.")
-        else:
-            kwargs[key] = _check_type(value, hints[key], f"{source}: key '{name}'")
-            if name in CHOICES and kwargs[key] is not None and kwargs[key] not in CHOICES[name]:
-                raise UserError(
-                    f"{source}: key '{name}' must be one of {', '.join(CHOICES[name])}, "
-                    f"got {value!r}"
-                )
+        where = f"{source}: key '{name}'"
+        if dataclasses.is_dataclass(hints[name_in_file]):
+            kwargs[name_in_file] = _build(hints[name_in_file], value or {}, source, f"{name}.")
+            continue
+        checked = _check_type(value, hints[name_in_file], where)
+        if name in allowed and checked is not None and checked not in allowed[name]:
+            raise UserError(f"{where} must be one of {', '.join(allowed[name])}, got {value!r}")
+        _check_range(checked, fields[name_in_file].metadata.get("bounds", {}), where)
+        kwargs[name_in_file] = checked
     return cls(**kwargs)
+
+
+def _task_keys(cfg: Config) -> dict[str, dict[str, Any]]:
+    """Every section's keys that apply to ``cfg.task``, with their values."""
+    return {
+        section: {
+            f.name: getattr(getattr(cfg, section), f.name)
+            for f in dataclasses.fields(getattr(cfg, section))
+            if cfg.task in f.metadata.get("tasks", ALL)
+        }
+        for section in SECTIONS
+    }
+
+
+def _check_task_keys(cfg: Config, source: str) -> None:
+    """A key set away from its default must apply to the run's task."""
+    for section in SECTIONS:
+        values, defaults = getattr(cfg, section), type(getattr(cfg, section))()
+        for f in dataclasses.fields(values):
+            tasks = f.metadata.get("tasks", ALL)
+            if cfg.task not in tasks and getattr(values, f.name) != getattr(defaults, f.name):
+                raise UserError(
+                    f"{source}: key '{section}.{f.name}' is for {', '.join(tasks)} runs, "
+                    f"not task {cfg.task!r}"
+                )
+
+
+def run_config(cfg: Config) -> dict[str, Any]:
+    """What a run directory's config.yaml holds: the version, the root keys, and each section's
+    keys that apply to the task."""
+    root = {"config_version": CONFIG_VERSION, "task": cfg.task, "run_dir": cfg.run_dir}
+    sections = {name: keys for name, keys in _task_keys(cfg).items() if keys}
+    return root | {"seed": cfg.seed} | sections
 
 
 def _apply_override(tree: dict[str, Any], override: str) -> None:
     if "=" not in override:
         raise UserError(f"override {override!r}: expected section.key=value")
-    key, text = override.split("=", 1)
+    name, text = override.split("=", 1)
     try:
         value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError:
         value = text
-    *parents, leaf = key.strip().split(".")
+    *parents, leaf = name.strip().split(".")
     node = tree
     for part in parents:
         node = node.setdefault(part, {})
@@ -277,7 +403,19 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
 
 
 def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
-    return _build(Config, tree, source)
+    """The checked ``Config`` of a YAML tree (a recipe, or a run directory's ``run_config``)."""
+    if not isinstance(tree, dict):
+        raise UserError(f"{source}: the file must be a mapping of keys")
+    tree = dict(tree)
+    version = tree.pop("config_version", CONFIG_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version > CONFIG_VERSION:
+        raise UserError(
+            f"{source}: config_version {version!r} is newer than this rnnkit reads "
+            f"({CONFIG_VERSION}); upgrade rnnkit"
+        )
+    cfg = _build(Config, tree, source)
+    _check_task_keys(cfg, source)
+    return cfg
 
 
 def override_config(cfg: Config, overrides: list[str]) -> Config:
@@ -290,7 +428,7 @@ def override_config(cfg: Config, overrides: list[str]) -> Config:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Read a YAML config (or start from the defaults when path is None) and apply overrides."""
-    tree: dict[str, Any] = {}
+    tree: Any = {}
     source = "command line"
     if path is not None:
         source = str(path)
@@ -306,6 +444,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
             mark = getattr(e, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
             raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(tree, dict):
+            raise UserError(f"{path}: the file must be a mapping of keys")
     for override in overrides:
         _apply_override(tree, override)
     return config_from_dict(tree, source)

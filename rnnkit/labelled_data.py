@@ -54,6 +54,10 @@ class TaggedSentence(NamedTuple):
     line: int
 
 
+FORMATS = ("auto", "label_text", "csv", "conllu", "token_tag")  # data.format
+TAG_COLUMNS = {"upos": 3, "xpos": 4}  # data.tag_column -> its CoNLL-U column (0-based)
+
+
 def resolve_format(fmt: str, path: str | Path, task: str) -> str:
     """``data.format`` for this file: ``auto`` picks by extension, then by task."""
     if fmt != "auto":
@@ -126,7 +130,7 @@ def read_conllu(path: str | Path, tag_column: str = "upos") -> list[TaggedSenten
     Checked: 10 tab-separated columns, word IDs 1, 2, 3, ... within a sentence, a non-empty FORM
     and a tag other than ``_``.
     """
-    column = {"upos": 3, "xpos": 4}[tag_column]
+    column = TAG_COLUMNS[tag_column]
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
     tags: list[str] = []

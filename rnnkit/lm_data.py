@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .batch_order import bucketed_batches, rank_share
 
+MODES = ("stream", "sentence")  # data.mode: StreamBatches, SentenceBatches
 Batch = tuple[Tensor, Tensor, Tensor | None]  # inputs (B, T), targets (B, T), lengths (B,) or None
 
 

@@ -235,29 +235,41 @@ class RunDir:
         # file may be stale (a kill between the two appends), so the first append rewrites it.
         self._csv_columns: list[str] | None = None
 
-    @classmethod
-    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunDir:
-        """A new run directory at ``path``: made (with its parents) if missing; an empty
-        directory is used as it is.
+    @staticmethod
+    def check_new(path: str | Path, *, overwrite: bool = False) -> None:
+        """Raise UserError unless ``create(path, overwrite=...)`` may go ahead; writes nothing.
 
-        A non-empty directory is refused with a UserError, so nothing of the user's is written
-        over: any directory that is not a run directory, and a run directory unless
-        ``overwrite``. With ``overwrite`` the caller means to replace that run: rnnkit's files
-        in it (``_RUN_ENTRIES``) are deleted first, anything else in it is kept.
+        A non-empty directory is refused, so nothing of the user's is written over: any
+        directory that is not a run directory, and a run that has trained (a checkpoint or
+        weights) unless ``overwrite``. A run directory without either is what a run killed
+        before its first checkpoint leaves: it holds nothing to keep, and is replaced.
         """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise UserError(f"{path}: exists and is not a directory; choose another --run-dir")
-        if path.is_dir() and any(path.iterdir()):
-            if not _is_run_dir(path):
-                raise UserError(
-                    f"{path}: not empty and not an rnnkit run directory; choose another --run-dir"
-                )
-            if not overwrite:
-                raise UserError(
-                    f"{path}: already a run directory; use --resume to continue it, "
-                    "--overwrite to replace it, or choose another --run-dir"
-                )
+        if not path.is_dir() or not any(path.iterdir()):
+            return
+        if not _is_run_dir(path):
+            raise UserError(
+                f"{path}: not empty and not an rnnkit run directory; choose another --run-dir"
+            )
+        trained = (path / CHECKPOINTS_DIR / LATEST_FILE).exists() or (path / MODEL_FILE).exists()
+        if trained and not overwrite:
+            raise UserError(
+                f"{path}: already a run directory; use --resume to continue it, "
+                "--overwrite to replace it, or choose another --run-dir"
+            )
+
+    @classmethod
+    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunDir:
+        """A new run directory at ``path``: made (with its parents) if missing; an empty
+        directory is used as it is. What ``check_new`` refuses is refused; a run directory it
+        lets through has rnnkit's files in it (``_RUN_ENTRIES``) deleted first, anything else
+        in it kept.
+        """
+        cls.check_new(path, overwrite=overwrite)
+        path = Path(path)
+        if path.is_dir():
             for name in _RUN_ENTRIES:
                 entry = path / name
                 if entry.is_dir() and not entry.is_symlink():

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .progress import progress
+
 State = Tensor | tuple["State", ...] | list["State"] | None
 StepFn = Callable[[Tensor, State], tuple[Tensor, State]]
 
@@ -136,7 +138,7 @@ def sample(
     logits = first_logits
     finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)  # (N,)
     steps = []
-    for t in range(max_tokens):
+    for t in progress(range(max_tokens), desc="sample"):
         tokens = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
         steps.append(tokens)
         if eos is not None:

@@ -368,7 +368,7 @@ class SubwordTokenizer(Tokenizer):
         return tokenizer
 
 
-_TOKENIZERS: dict[str, type[Tokenizer]] = {
+TOKENIZER_KINDS: dict[str, type[Tokenizer]] = {
     t.kind: t for t in (CharTokenizer, WordTokenizer, SubwordTokenizer)
 }
 
@@ -398,7 +398,7 @@ def build_tokenizer(
         return WordTokenizer.train(text, max_size, min_freq, lowercase, normalize)
     if kind == "subword":
         return SubwordTokenizer.train(text, vocab_size, model_type)
-    raise UserError(f"unknown tokenizer {kind!r}; choose one of {', '.join(_TOKENIZERS)}")
+    raise UserError(f"unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZER_KINDS)}")
 
 
 def tokenizer_from_config(data: DataConfig, text: str, sentence_markers: bool = False) -> Tokenizer:
@@ -425,11 +425,12 @@ def load_tokenizer(directory: Path) -> Tokenizer:
         raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
     try:
         kind = document["kind"]
-        if kind not in _TOKENIZERS:
+        if kind not in TOKENIZER_KINDS:
             raise UserError(
-                f"{path}: unknown tokenizer kind {kind!r}; expected one of {', '.join(_TOKENIZERS)}"
+                f"{path}: unknown tokenizer kind {kind!r}; "
+                f"expected one of {', '.join(TOKENIZER_KINDS)}"
             )
-        cls = _TOKENIZERS[kind]
+        cls = TOKENIZER_KINDS[kind]
         vocab = Vocabulary.from_json(document["vocabulary"])
         options = document["options"]
     except (KeyError, TypeError, ValueError) as e:

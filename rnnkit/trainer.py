@@ -17,6 +17,7 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -75,21 +76,27 @@ class TrainingDiverged(Exception):
     """The loss became NaN or inf."""
 
 
+# train.optimizer -> the torch.optim optimizer (momentum and nesterov are SGD with momentum)
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, cfg, **kw: torch.optim.SGD(params, **kw),
+    "momentum": lambda params, cfg, **kw: torch.optim.SGD(params, momentum=cfg.momentum, **kw),
+    "nesterov": lambda params, cfg, **kw: torch.optim.SGD(
+        params, momentum=cfg.momentum, nesterov=True, **kw
+    ),
+    "adagrad": lambda params, cfg, **kw: torch.optim.Adagrad(params, **kw),
+    "adadelta": lambda params, cfg, **kw: torch.optim.Adadelta(params, **kw),
+    "rmsprop": lambda params, cfg, **kw: torch.optim.RMSprop(params, **kw),
+    "adam": lambda params, cfg, **kw: torch.optim.Adam(params, **kw),
+    "adamw": lambda params, cfg, **kw: torch.optim.AdamW(params, **kw),
+}
+LR_SCHEDULES = ("none", "epoch_decay", "plateau")  # train.lr_schedule
+PRECISIONS = ("fp32", "bf16", "fp16")  # train.precision (fp16 on CUDA only)
+LOSS_AVERAGES = ("token", "sequence")  # train.loss_average: what a step's loss is divided by
+
+
 def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """``train.optimizer`` -> a torch.optim optimizer (momentum/nesterov are SGD with momentum)."""
-    opt = torch.optim
-    kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
-    makers = {
-        "sgd": lambda: opt.SGD(params, **kwargs),
-        "momentum": lambda: opt.SGD(params, momentum=cfg.momentum, **kwargs),
-        "nesterov": lambda: opt.SGD(params, momentum=cfg.momentum, nesterov=True, **kwargs),
-        "adagrad": lambda: opt.Adagrad(params, **kwargs),
-        "adadelta": lambda: opt.Adadelta(params, **kwargs),
-        "rmsprop": lambda: opt.RMSprop(params, **kwargs),
-        "adam": lambda: opt.Adam(params, **kwargs),
-        "adamw": lambda: opt.AdamW(params, **kwargs),
-    }
-    return makers[cfg.optimizer]()
+    """``train.optimizer`` -> its torch.optim optimizer, with lr and weight decay."""
+    return OPTIMIZERS[cfg.optimizer](params, cfg, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def learning_rate(cfg: TrainConfig, epoch: int, step: int, plateau_scale: float) -> float:

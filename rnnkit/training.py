@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Config, config_from_dict, override_config
+from .config import Config, config_from_dict, override_config, run_config
 from .distributed import (
     SINGLE_PROCESS,
     Distributed,
@@ -111,19 +111,22 @@ def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -
     checkpoint = run.load_checkpoint() if resuming else None
     if resuming and checkpoint is None:
         raise UserError(f"{run.path}: no checkpoint to resume from")
+    if not resuming:
+        RunDir.check_new(cfg.run_dir, overwrite=overwrite)
     device = select_device(cfg.train.device, env)
     kind = task_module(cfg)
     data = kind.read_data(cfg)
     if resuming:
         tokenizers = kind.load_tokenizers(run.path)
-    else:
-        run = RunDir.create(cfg.run_dir, overwrite=overwrite) if env.is_main else None
-        tokenizers = kind.new_tokenizers(cfg, data)  # deterministic: every rank builds the same
-        if run:
-            run.save_config(cfg.to_dict())
-            kind.save_tokenizers(tokenizers, run.path)
+    else:  # deterministic: every rank builds the same
+        tokenizers = kind.new_tokenizers(cfg, data)
     seed_everything(cfg.seed, cfg.train.deterministic)
     task = kind.new_task(cfg, tokenizers, data, device, env)
+    # Only now, with the config, the data and the model checked, is anything written.
+    if not resuming and env.is_main:
+        run = RunDir.create(cfg.run_dir, overwrite=overwrite)
+        run.save_config(run_config(cfg))
+        kind.save_tokenizers(tokenizers, run.path)
     trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device)
     if checkpoint is not None:
         trainer.resume(*checkpoint)

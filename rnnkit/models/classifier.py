@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .pooling import AttentionPooling, last_pool, max_pool, mean_pool
-from .recurrent import build_recurrent
+from .recurrent import build_recurrent, initialize
 
 
 class SequenceClassifier(nn.Module):
@@ -29,9 +29,7 @@ class SequenceClassifier(nn.Module):
             self.attention = AttentionPooling(size, cfg.attention_size or cfg.hidden_size)
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(size, num_classes)
-        if cfg.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+        initialize(self, cfg)
 
     def pool(self, h: Tensor, lengths: Tensor) -> Tensor:
         """h (B, T, D*H), lengths (B,) -> s (B, D*H) by ``self.pooling``."""

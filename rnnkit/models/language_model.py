@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import UserError
-from .recurrent import build_recurrent
+from .recurrent import build_recurrent, initialize
 
 State = Tensor | tuple[Tensor, Tensor]
 
@@ -32,9 +32,7 @@ class RNNLanguageModel(nn.Module):
         self.output = nn.Linear(cfg.hidden_size, vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)
         self.embedding_dropout = cfg.embedding_dropout
-        if cfg.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+        initialize(self, cfg)
         if cfg.tie_weights:
             self.output.weight = self.embedding.weight
 

@@ -1,12 +1,26 @@
-"""The recurrent layer a config asks for: ``model.cell`` and its variant keys -> rnnkit.nn layer."""
+"""The recurrent layer a config asks for (``model.cell`` and its variant keys -> an rnnkit.nn
+layer), and the one order in which every task model initialises its weights."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..nn import GRU, LSTM, RNN
+
+# model.cell -> the layer, given (cfg, input size, hidden size, the keywords every cell takes);
+# each gets only the variant keys that belong to it.
+CELLS: dict[str, Callable[..., nn.Module]] = {
+    "rnn": lambda cfg, i, h, common: RNN(i, h, nonlinearity=cfg.nonlinearity, **common),
+    "lstm": lambda cfg, i, h, common: LSTM(
+        i, h, peephole=cfg.peephole, forget_bias=cfg.forget_bias, **common
+    ),
+    "gru": lambda cfg, i, h, common: GRU(i, h, reset=cfg.reset, gate=cfg.gate, **common),
+}
+RECURRENT_INITS = ("default", "orthogonal", "identity")  # model.recurrent_init
 
 
 def build_recurrent(
@@ -18,9 +32,7 @@ def build_recurrent(
     batch_first: bool = True,
 ) -> nn.Module:
     """A stacked ``rnnkit.nn`` layer: ``cfg.num_layers`` x ``hidden_size`` (default
-    ``cfg.hidden_size``), dropout ``cfg.dropout`` between layers, and only the variant keys
-    that belong to ``cfg.cell``."""
-    hidden_size = hidden_size or cfg.hidden_size
+    ``cfg.hidden_size``), dropout ``cfg.dropout`` between layers."""
     common = dict(
         num_layers=cfg.num_layers,
         batch_first=batch_first,
@@ -28,20 +40,36 @@ def build_recurrent(
         dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
         fused=cfg.fused,
     )
-    if cfg.cell == "rnn":
-        return RNN(input_size, hidden_size, nonlinearity=cfg.nonlinearity, **common)
-    if cfg.cell == "lstm":
-        return LSTM(
-            input_size, hidden_size, peephole=cfg.peephole, forget_bias=cfg.forget_bias, **common
-        )
-    return GRU(input_size, hidden_size, reset=cfg.reset, gate=cfg.gate, **common)
+    return CELLS[cfg.cell](cfg, input_size, hidden_size or cfg.hidden_size, common)
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, cfg: ModelConfig) -> None:
+    """Initialise a task model, in this order, each step leaving the earlier ones' targets alone:
+
+    1. ``init_range`` r: every parameter from U(-r, r) (Zaremba et al. 2014); null keeps each
+       module's own initialisation (torch's U(-1/sqrt(H), 1/sqrt(H)) for recurrent layers);
+    2. ``forget_bias``: every LSTM layer's b_if = forget_bias, b_hf = 0
+       (``cells.init_forget_bias``);
+    3. ``recurrent_init`` and ``recurrent_gain``: every layer's W_hh (``init_recurrent``).
+
+    Called last in each model's constructor; pretrained embeddings are copied in afterwards.
+    """
+    if cfg.init_range is not None:
+        for p in model.parameters():
+            nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+    for layer in model.modules():
+        if isinstance(layer, LSTM):
+            layer.init_forget_bias()
+        if isinstance(layer, (RNN, LSTM, GRU)):
+            init_recurrent(layer, cfg.recurrent_init, cfg.recurrent_gain)
 
 
 def init_recurrent(layer: nn.Module, kind: str, gain: float = 1.0) -> None:
-    """Set every ``weight_hh`` of a layer, gate block by gate block (H, H): ``default`` keeps
-    torch's U(-1/sqrt(H), 1/sqrt(H)) scaled by ``gain``; ``orthogonal`` draws a random orthogonal
-    matrix (Saxe et al. 2014), ``identity`` is I (Le et al. 2015, with ReLU: the IRNN); both
-    times ``gain``, which is then the block's spectral radius."""
+    """Set every ``weight_hh`` of a layer, gate block by gate block (H, H): ``default`` keeps the
+    block as it is, times ``gain``; ``orthogonal`` draws a random orthogonal matrix (Saxe et al.
+    2014), ``identity`` is I (Le et al. 2015, with ReLU: the IRNN); both times ``gain``, which is
+    then the block's spectral radius."""
     with torch.no_grad():
         for name, weight in layer.named_parameters():
             if not name.startswith("weight_hh"):

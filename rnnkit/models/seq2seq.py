@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..errors import UserError
 from .attention import Attention
-from .recurrent import build_recurrent
+from .recurrent import build_recurrent, initialize
 
 RNNState = Tensor | tuple[Tensor, ...]
 
@@ -73,6 +73,9 @@ class Encoder(nn.Module):
 
     def forward(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, RNNState]:
         return self.rnn(self.dropout(self.embedding(source)), lengths=lengths)
+
+
+BRIDGES = ("zero", "last", "linear")  # model.bridge
 
 
 class Bridge(nn.Module):
@@ -224,9 +227,7 @@ class Seq2Seq(nn.Module):
         key_size = (2 if cfg.bidirectional else 1) * (cfg.encoder_hidden_size or cfg.hidden_size)
         self.bridge = Bridge(cfg.bridge, cfg)
         self.decoder = Decoder(target_vocab, cfg, target_pad, key_size)
-        if cfg.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+        initialize(self, cfg)
 
     def encode(self, source: Tensor, lengths: Tensor) -> tuple[Memory, RNNState]:
         """source (B, S), lengths (B,) -> the memory to attend to and the decoder's first state."""

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..long_range_data import COPY_SYMBOLS
-from .recurrent import build_recurrent, init_recurrent
+from .recurrent import build_recurrent, initialize
 
 
 class SequenceModel(nn.Module):
@@ -21,7 +21,7 @@ class SequenceModel(nn.Module):
         self.embedding = nn.Embedding(COPY_SYMBOLS, cfg.embedding_size) if task == "copy" else None
         self.rnn = build_recurrent(cfg, cfg.embedding_size if self.embedding is not None else 2)
         self.output = nn.Linear(cfg.hidden_size, COPY_SYMBOLS if task == "copy" else 1)
-        init_recurrent(self.rnn, cfg.recurrent_init, cfg.recurrent_gain)
+        initialize(self, cfg)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """adding: (B, T, 2) -> (B,); copy: (B, T') long -> (B, T', 10)."""

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .pooling import last_pool
-from .recurrent import build_recurrent
+from .recurrent import build_recurrent, initialize
 
 
 class CharBatch(NamedTuple):
@@ -62,9 +62,7 @@ class SequenceTagger(nn.Module):
         self.rnn = build_recurrent(cfg, input_size, bidirectional=cfg.bidirectional)
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(directions * cfg.hidden_size, num_tags)
-        if cfg.init_range is not None:
-            for p in self.parameters():
-                nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+        initialize(self, cfg)
 
     def spell(self, chars: CharBatch) -> Tensor:
         """The char features of every word: (B, T, 2C)."""

@@ -52,6 +52,8 @@ def hard_sigmoid(x: Tensor) -> Tensor:
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
+RNN_NONLINEARITIES: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
+GRU_RESETS = ("after", "before")  # where r applies: after W_hn h (cuDNN), or before (Cho 2014)
 GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
     "hard_sigmoid": hard_sigmoid,
@@ -83,7 +85,7 @@ class RNNStep:
     num_states = 1
 
     def __post_init__(self) -> None:
-        if self.nonlinearity not in ("tanh", "relu"):
+        if self.nonlinearity not in RNN_NONLINEARITIES:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {self.nonlinearity!r}")
 
     @property
@@ -95,7 +97,7 @@ class RNNStep:
     def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
         (h,) = state
         a = torch.addmm(gx, h, w.weight_hh.t())  # (B, H) = W_ih x + b + W_hh h
-        return (torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a),)
+        return (RNN_NONLINEARITIES[self.nonlinearity](a),)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class GRUStep:
     num_states = 1
 
     def __post_init__(self) -> None:
-        if self.reset not in ("after", "before"):
+        if self.reset not in GRU_RESETS:
             raise ValueError(f"reset must be 'after' or 'before', got {self.reset!r}")
         if self.gate not in GATE_ACTIVATIONS:
             raise ValueError(f"gate must be one of {sorted(GATE_ACTIVATIONS)}, got {self.gate!r}")

@@ -262,6 +262,10 @@ class LSTM(RecurrentLayer, torch.nn.LSTM):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
+        self.init_forget_bias()
+
+    def init_forget_bias(self) -> None:
+        """``cells.init_forget_bias`` in every layer and direction (nothing when it is None)."""
         for row in self.cell_weights():
             for w in row:
                 init_forget_bias(w.bias_ih, w.bias_hh, getattr(self, "forget_bias", None))

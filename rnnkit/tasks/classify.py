@@ -26,6 +26,7 @@ from ..labelled_data import LABELS_FILE, LabelledText, LabelVocabulary, read_cla
 from ..losses import token_cross_entropy
 from ..metrics import accuracy, confusion_matrix, macro_f1
 from ..models.classifier import SequenceClassifier
+from ..progress import progress
 from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
 from ..trainer import StatelessTask
 
@@ -115,7 +116,7 @@ def predict_ids(
     model.eval()
     probabilities = torch.empty(len(ids), model.output.out_features)
     batches = BucketBatches([len(x) for x in ids], batch_size, shuffle=False) if ids else []
-    for k in range(len(batches)):
+    for k in progress(range(len(batches)), desc="classify"):
         rows = batches.indices(0, k)
         tokens, lengths = collate([ids[i] for i in rows], pad)
         probabilities[rows] = model(tokens.to(device), lengths.to(device)).float().softmax(-1).cpu()

@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..lm_data import SentenceBatches, StreamBatches
 from ..losses import token_cross_entropy
 from ..models.language_model import RNNLanguageModel
+from ..progress import progress
 from ..search import beam_search, reorder_state, sample
 from ..textio import read_text, split_lines
 from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
@@ -128,7 +129,7 @@ class LanguageModelScorer:
         batches = self.eval_batches(text)
         total, count = 0.0, 0
         state = None
-        for k in range(len(batches)):
+        for k in progress(range(len(batches)), desc="score"):
             inputs, targets, lengths = (
                 t if t is None else t.to(self.device) for t in batches.batch(0, k)
             )

@@ -27,6 +27,7 @@ from ..labelled_data import LABELS_FILE, LabelVocabulary, TaggedSentence, read_s
 from ..losses import token_cross_entropy
 from ..metrics import accuracy, entity_scores, is_entity_tagset
 from ..models.tagger import CharBatch, SequenceTagger
+from ..progress import progress
 from ..tokenizers import (
     BOS,
     EOS,
@@ -177,7 +178,7 @@ def predict_encoded(
         batches = BucketBatches(
             [len(sentences[i].words) for i in nonempty], batch_size, shuffle=False
         )
-        for k in range(len(batches)):
+        for k in progress(range(len(batches)), desc="tag"):
             rows = [nonempty[i] for i in batches.indices(0, k)]
             words, lengths, tags, chars = collate(
                 [sentences[i] for i in rows], tokenizers[0].vocab.pad_index

@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..losses import token_cross_entropy
 from ..models.seq2seq import Seq2Seq
 from ..parallel_data import PairBatches, filter_pairs, read_parallel, source_batches
+from ..progress import progress
 from ..search import beam_search
 from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
 from ..trainer import StatelessTask
@@ -60,6 +61,9 @@ def read_split(cfg: Config, path: str) -> Pairs:
         )
     pairs = read_parallel(path)
     return [(t, s) for s, t in pairs] if data.reverse else pairs
+
+
+SYNTHETIC_TASKS = ("reverse",)  # data.synthetic: generated pairs instead of files
 
 
 def read_data(cfg: Config) -> dict[str, Pairs]:
@@ -126,6 +130,15 @@ def encode_pairs(tokenizers: Tokenizers, pairs: Pairs) -> list[tuple[list[int], 
     return [(tokenizers[0].encode(s), tokenizers[1].encode(t)) for s, t in pairs]
 
 
+# train.scheduled_sampling
+SAMPLING_SCHEDULES = (
+    "none",
+    "linear",
+    "exponential",
+    "inverse_sigmoid",
+)  # train.scheduled_sampling
+
+
 def teacher_forcing_ratio(cfg: TrainConfig, step: int) -> float:
     """The probability of feeding the gold token at optimizer step i (Bengio et al. 2015):
     ``none`` the constant ``teacher_forcing``; ``linear`` max(min, k - c i); ``exponential``
@@ -159,9 +172,10 @@ def translate_ids(
     model.eval()
     source_vocab, target_vocab = tokenizers[0].vocab, tokenizers[1].vocab
     results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
-    for source, lengths, indices in source_batches(
+    batches = source_batches(
         sources, decode.batch_size, source_vocab.pad_index, source_vocab.eos_index
-    ):
+    )
+    for source, lengths, indices in progress(batches, desc="translate"):
         source, lengths = source.to(device), lengths.to(device)
         first, state = model.start(source, lengths, target_vocab.bos_index)
         limits = (lengths.float() * decode.max_length_ratio).long() + 10  # (B,)

@@ -1,0 +1,92 @@
+"""rnnkit.models.recurrent: the one initialisation order, init_range -> forget_bias ->
+recurrent_init, holds in every task model, and no step undoes an earlier one's target."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from rnnkit.config import ModelConfig
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.language_model import RNNLanguageModel
+from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.models.sequence_model import SequenceModel
+from rnnkit.models.tagger import SequenceTagger
+from rnnkit.nn import LSTM, RNN
+
+SMALL = ModelConfig(embedding_size=6, hidden_size=8, num_layers=2, cell="lstm", attention="general")
+
+MODELS = {
+    "lm": lambda cfg: RNNLanguageModel(11, cfg),
+    "translate": lambda cfg: Seq2Seq(11, 13, dataclasses.replace(cfg, bidirectional=True), 0, 0),
+    "classify": lambda cfg: SequenceClassifier(11, 3, cfg),
+    "tag": lambda cfg: SequenceTagger(
+        11, 5, dataclasses.replace(cfg, char_features=True, bidirectional=True), num_chars=7
+    ),
+    "copy": lambda cfg: SequenceModel("copy", cfg),
+}
+
+
+def lstm_layers(model: torch.nn.Module) -> list[LSTM]:
+    return [m for m in model.modules() if isinstance(m, LSTM)]
+
+
+@pytest.mark.parametrize("task", MODELS)
+def test_forget_bias_survives_init_range(task):
+    torch.manual_seed(0)
+    model = MODELS[task](dataclasses.replace(SMALL, init_range=0.05, forget_bias=1.5))
+    layers = lstm_layers(model)
+    assert layers
+    for layer in layers:
+        for name, p in layer.named_parameters():
+            if name.startswith("bias_"):
+                H = layer.hidden_size
+                forget = p[H : 2 * H]
+                expected = 1.5 if name.startswith("bias_ih") else 0.0
+                assert torch.equal(forget, torch.full_like(forget, expected)), name
+                others = torch.cat([p[:H], p[2 * H :]])
+                assert others.abs().max() <= 0.05
+    # every other parameter is drawn from U(-r, r) and is not left at torch's init
+    for name, p in model.named_parameters():
+        if "bias" not in name:
+            assert p.abs().max() <= 0.05, name
+            assert p.abs().max() > 0.01, name
+
+
+@pytest.mark.parametrize("task", MODELS)
+def test_recurrent_init_comes_last_and_keeps_forget_bias(task):
+    cfg = dataclasses.replace(
+        SMALL, init_range=0.1, forget_bias=1.0, recurrent_init="identity", recurrent_gain=0.9
+    )
+    model = MODELS[task](cfg)
+    for layer in lstm_layers(model):
+        H = layer.hidden_size
+        for name, weight in layer.named_parameters():
+            if name.startswith("weight_hh"):
+                for block in weight.split(H):
+                    assert torch.equal(block, 0.9 * torch.eye(H)), name
+            if name.startswith("bias_ih"):
+                assert torch.equal(weight[H : 2 * H], torch.ones(H))
+
+
+def test_without_init_range_layers_keep_torch_init_and_default_recurrent_init_changes_nothing():
+    torch.manual_seed(3)
+    model = SequenceModel("adding", dataclasses.replace(SMALL, cell="rnn", init_range=None))
+    torch.manual_seed(3)
+    reference = RNN(2, 8, num_layers=2, batch_first=True)
+    rnn = next(m for m in model.modules() if isinstance(m, RNN))
+    for (name, p), (_, q) in zip(rnn.named_parameters(), reference.named_parameters(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_orthogonal_recurrent_init_has_the_gain_as_spectral_radius():
+    cfg = dataclasses.replace(SMALL, cell="gru", recurrent_init="orthogonal", recurrent_gain=1.3)
+    model = MODELS["lm"](cfg)
+    layer = model.rnn
+    for name, weight in layer.named_parameters():
+        if name.startswith("weight_hh"):
+            for block in weight.split(layer.hidden_size):
+                singular = torch.linalg.svdvals(block)
+                assert torch.allclose(singular, torch.full_like(singular, 1.3), atol=1e-5)
