@@ -18,9 +18,10 @@ import time
 
 import torch
 
+import rnnkit
 from rnnkit.config import load_config
 from rnnkit.rundir import RunDir
-from rnnkit.training import evaluate_labelled, load_run, train
+from rnnkit.training.run import train
 
 RECIPES = {  # recipe -> the published number it is measured against
     "configs/sst2.yaml": "86.3 (2-layer LSTM, Tai et al. 2015)",
@@ -45,9 +46,9 @@ def row(config: str, do_train: bool, overrides: list[str]) -> dict:
         wall = time.perf_counter() - start
     summary = summary_of(cfg.run_dir)
     start = time.perf_counter()
-    test = evaluate_labelled(cfg.run_dir, "test")
+    loaded = rnnkit.load(cfg.run_dir)
+    test = loaded.evaluate("test")
     test_seconds = time.perf_counter() - start
-    _, _, model = load_run(cfg.run_dir)
     return {
         "config": config,
         "run": cfg.run_dir,
@@ -56,7 +57,7 @@ def row(config: str, do_train: bool, overrides: list[str]) -> dict:
         "summary": summary,
         "wall": wall,
         "test_seconds": test_seconds,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": loaded.engine.parameters(),
         "best_valid": summary["best_valid_accuracy"],
     }
 

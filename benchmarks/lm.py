@@ -22,9 +22,10 @@ import torch
 import torch.nn as nn
 
 from rnnkit.config import load_config
-from rnnkit.distributed import Distributed
-from rnnkit.tasks.lm import LanguageModelTask, new_model, new_tokenizer, read_splits
-from rnnkit.trainer import Trainer
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.lm import LanguageModelTask
+from rnnkit.training.distributed import SINGLE_PROCESS
+from rnnkit.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def rnnkit_seconds(
 ) -> float:
     cfg = task.cfg
     cfg.train.precision = precision
-    trainer = Trainer(task, cfg.train, None, Distributed(), device)
+    trainer = Trainer(task, cfg.train, None, SINGLE_PROCESS, device)
     task.start_epoch(0)
     for k in range(5):
         trainer.train_step(k)
@@ -110,10 +111,12 @@ def main() -> None:
         ROOT / "configs" / "ptb-small.yaml",
         [f"data.{split}={args.data}/ptb.{split}.txt" for split in ("train", "valid", "test")],
     )
-    texts = read_splits(cfg)
-    tokenizer = new_tokenizer(cfg, texts["train"])
+    kind = TASKS["lm"]
+    texts = kind.read_data(cfg)
+    tokenizer = kind.build_vocabularies(cfg, texts)
     torch.manual_seed(0)
-    task = LanguageModelTask(cfg, tokenizer, new_model(cfg, tokenizer), texts, device)
+    model = kind.build_model(cfg, tokenizer)
+    task = kind.training_task(cfg, tokenizer, model, texts, device, SINGLE_PROCESS)
     ids = torch.tensor(tokenizer.encode_corpus(texts["train"]))
     steps_per_epoch = task.num_batches()
     tokens_per_step = cfg.data.batch_size * cfg.data.bptt

@@ -23,8 +23,8 @@ import torch
 from rnnkit.config import load_config
 from rnnkit.gradient_report import CELLS
 from rnnkit.rundir import RunDir
-from rnnkit.trainer import TrainingDiverged
 from rnnkit.training import train
+from rnnkit.training.trainer import TrainingDiverged
 
 EXPLODING = [
     "model.cell=rnn",

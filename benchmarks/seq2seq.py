@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 
+import rnnkit
 from rnnkit.config import load_config
-from rnnkit.distributed import Distributed
-from rnnkit.tasks import translate
-from rnnkit.trainer import Trainer
-from rnnkit.training import load_run
+from rnnkit.tasks import TASKS
+from rnnkit.tasks.translate import corpus_scores
+from rnnkit.training.distributed import SINGLE_PROCESS
+from rnnkit.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,11 +34,13 @@ def training_speed(
 ) -> tuple[float, float, int, float]:
     """-> target tokens/s, seconds per epoch, parameters, seconds per step."""
     cfg = load_config(config, ["data.test=null"])
-    data = translate.read_data(cfg)
-    tokenizers = translate.new_tokenizers(cfg, data)
+    kind = TASKS["translate"]
+    data = kind.read_data(cfg)
+    tokenizers = kind.build_vocabularies(cfg, data)
     torch.manual_seed(cfg.seed)
-    task = translate.new_task(cfg, tokenizers, data, device, Distributed())
-    trainer = Trainer(task, cfg.train, None, Distributed(), device)
+    model = kind.build_model(cfg, tokenizers)
+    task = kind.training_task(cfg, tokenizers, model, data, device, SINGLE_PROCESS)
+    trainer = Trainer(task, cfg.train, None, SINGLE_PROCESS, device)
     for k in range(3):
         trainer.train_step(k)
     tokens, start = 0, time.perf_counter()
@@ -54,13 +57,13 @@ def training_speed(
 
 def decoding(run: str, beam: int, device: torch.device) -> tuple[float, dict]:
     """-> sentences/s translating the run's test set with this beam, and the scores."""
-    cfg, tokenizers, model = load_run(run, str(device))
-    pairs = translate.read_data(cfg)["test"]
+    loaded = rnnkit.load(run, str(device))
+    pairs = TASKS["translate"].read_data(loaded.cfg)["test"]
     start = time.perf_counter()
-    outputs = translate.translate_texts(model, tokenizers, [s for s, _ in pairs], cfg, device, beam)
+    translations = loaded.translate([s for s, _ in pairs], beam=beam)
     seconds = time.perf_counter() - start
-    return len(pairs) / seconds, translate.corpus_scores(
-        [o[0][0] for o in outputs], [t for _, t in pairs]
+    return len(pairs) / seconds, corpus_scores(
+        [t.text for t in translations], [t for _, t in pairs]
     )
 
 

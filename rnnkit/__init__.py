@@ -1,3 +1,32 @@
-"""rnnkit: recurrent sequence learning (RNN, LSTM, GRU, BPTT, attention) on PyTorch."""
+"""rnnkit: recurrent sequence learning (RNN, LSTM, GRU, BPTT, attention) on PyTorch.
+
+    import rnnkit
+    run = rnnkit.load("runs/demo")               # any trained run: lm, translate, classify, ...
+    print(run.generate("ROMEO:", max_new_tokens=100, seed=0)[0].text)
+
+``import rnnkit`` is cheap: torch is imported when a run is loaded or trained, not before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 __version__ = "0.1.0"
+
+
+def load(path: str | Path, device: str = "cpu") -> Any:
+    """A trained run, ready to use: see ``rnnkit.api``."""
+    from .api import load as load_run
+
+    return load_run(path, device)
+
+
+def train(cfg: Any, **options: Any) -> dict[str, Any]:
+    """Train a run from a ``config.Config``: see ``rnnkit.training.run.train``."""
+    from .training.run import train as train_run
+
+    return train_run(cfg, **options)
+
+
+__all__ = ["load", "train", "__version__"]

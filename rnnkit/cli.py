@@ -70,7 +70,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training import train
+    from .training.run import train
 
     if args.resume:
         overrides = ([args.config] if args.config else []) + args.overrides
@@ -113,35 +113,31 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .rundir import RunDir
-    from .training import evaluate_labelled, evaluate_run, evaluate_translation
+    import rnnkit
 
-    task = RunDir.open(args.run).load_config().get("task", "lm")
-    if task in ("classify", "tag"):
-        print_labelled_scores(
-            evaluate_labelled(args.run, args.split, args.data, args.device), args.json
-        )
-        return
-    if task == "translate":
-        scores = evaluate_translation(
-            args.run, args.split, args.src, args.ref, args.beam, args.device
-        )
+    run = rnnkit.load(args.run, args.device)
+    options: dict[str, object] = {"split": args.split}
+    given = {"data": args.data, "source": args.src, "reference": args.ref, "beam": args.beam}
+    options |= {key: value for key, value in given.items() if value is not None}
+    try:
+        scores = run.evaluate(**options)
+    except TypeError:
+        flags = ", ".join(f"--{k}" for k in given if given[k] is not None)
+        raise UserError(f"evaluate: {flags} does not apply to a {run.task} run") from None
+    if "bleu" in scores:
         print(f"BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}")
         print(f"{scores['bleu_signature']}\n{scores['chrf_signature']}")
-        return
-    metrics = evaluate_run(args.run, args.split, args.data, args.device)
-    print(
-        " ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
-    )
+    else:
+        print_scores(scores, args.json)
 
 
-def print_labelled_scores(scores: dict, json_path: str | None) -> None:
+def print_scores(scores: dict, json_path: str | None) -> None:
     """One line of scores; for classification the confusion matrix under it (rows gold)."""
     from .atomic import atomic_write_text
 
     print(
         " ".join(
-            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+            f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}"
             for k, v in scores.items()
             if k != "confusion"
         )
@@ -176,33 +172,24 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from .tasks import classify, tag
-    from .textio import read_lines, split_lines
-    from .training import load_run, select_device
+    import rnnkit
 
-    cfg, tokenizers, model = load_run(args.run, args.device)
-    if cfg.task not in ("classify", "tag"):
-        raise UserError(f"{args.run}: a {cfg.task} run; predict needs a classify or tag run")
-    lines = read_lines(args.input) if args.input else split_lines(sys.stdin.read())
-    device = select_device(args.device)
-    if cfg.task == "classify":
-        names = tokenizers[1].names
-        for label, probabilities in classify.predict(
-            model, tokenizers, lines, device, args.input or "stdin", cfg.data.eval_batch_size
-        ):
-            print(
-                label
-                + "\t"
-                + " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities, strict=True))
-            )
-        return
-    sentences = [line.split() for line in lines]
-    for tokens, tags in zip(
-        sentences,
-        tag.predict(model, tokenizers, sentences, device, cfg.data.eval_batch_size),
-        strict=True,
-    ):
-        print("".join(f"{token}\t{t}\n" for token, t in zip(tokens, tags, strict=True)))
+    run = rnnkit.load(args.run, args.device)
+    if not hasattr(run, "predict"):
+        raise UserError(f"{args.run}: a {run.task} run; predict needs a classify or tag run")
+    for result in run.predict(read_input(args.input)):
+        if hasattr(result, "label"):
+            scores = " ".join(f"{n}={p:.4f}" for n, p in result.probabilities.items())
+            print(f"{result.label}\t{scores}")
+        else:
+            print("".join(f"{t}\t{g}\n" for t, g in zip(result.tokens, result.tags, strict=True)))
+
+
+def read_input(path: str | None) -> list[str]:
+    """The lines of ``--input FILE``, or of standard input."""
+    from .data.textio import read_lines, split_lines
+
+    return read_lines(path) if path else split_lines(sys.stdin.read())
 
 
 def add_translate(sub: argparse._SubParsersAction) -> None:
@@ -224,38 +211,38 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
 def cmd_translate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .plots import attention_heatmap
-    from .tasks.translate import attention_matrix, encode_sources, translate_ids
-    from .textio import read_lines, split_lines
-    from .training import load_run, require_task, select_device
+    import rnnkit
 
-    cfg, tokenizers, model = load_run(args.run, args.device)
-    require_task(cfg, "translate", args.run)
+    from .plots import attention_heatmap
+
+    run = require(rnnkit.load(args.run, args.device), "translate")
     name = args.input or "stdin"
-    lines = read_lines(args.input) if args.input else split_lines(sys.stdin.read())
-    device = select_device(args.device)
-    sources = encode_sources(tokenizers[0], lines, cfg.decode.max_source_length, name)
-    beam = args.beam or cfg.decode.beam_size
-    if not 1 <= args.n_best <= beam:
-        raise UserError(f"translate: --n-best must be between 1 and the beam size ({beam})")
-    results = translate_ids(model, tokenizers, sources, cfg.decode, device, beam, args.n_best)
-    if args.attention_plot:
+    plots = args.attention_plot is not None
+    translations = run.translate(
+        read_input(args.input), beam=args.beam, n_best=args.n_best, attention=plots, name=name
+    )
+    if plots:
         Path(args.attention_plot).mkdir(parents=True, exist_ok=True)
-    for number, (source, hypotheses) in enumerate(zip(sources, results, strict=True), 1):
-        for ids, score in hypotheses:
-            text = tokenizers[1].decode(ids)
-            print(f"{number}\t{score:.4f}\t{text}" if args.n_best > 1 else text)
-        if args.attention_plot and hypotheses:
-            weights, source_labels, target_labels = attention_matrix(
-                model, tokenizers, source, hypotheses[0][0], device
-            )
+    for number, translation in enumerate(translations, 1):
+        for hypothesis in translation.hypotheses:
+            text = hypothesis.text
+            print(f"{number}\t{hypothesis.score:.4f}\t{text}" if args.n_best > 1 else text)
+        if translation.attention is not None:
+            matrix = translation.attention
             attention_heatmap(
-                weights,
-                source_labels,
-                target_labels,
+                matrix.weights,
+                matrix.source_tokens,
+                matrix.target_tokens,
                 Path(args.attention_plot) / f"{number:05d}.png",
                 title=f"{name}:{number}",
             )
+
+
+def require(run, method: str):
+    """The loaded run, if its task has ``method`` (translate, generate, ...)."""
+    if not hasattr(run, method):
+        raise UserError(f"{run.path}: a {run.task} run; {method} needs another kind of run")
+    return run
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -275,30 +262,23 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from .tasks.lm import generate
-    from .training import load_run, require_task
+    import rnnkit
 
-    cfg, tokenizer, model = load_run(args.run, args.device)
-    require_task(cfg, "lm", args.run)
-    try:
-        texts = generate(
-            model,
-            tokenizer,
-            args.prompt,
-            max_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            beam=args.beam,
-            num_samples=args.num_samples,
-            seed=args.seed,
-        )
-    except ValueError as e:  # a sampling option out of range
-        raise UserError(f"generate: {e}") from None
-    for i, text in enumerate(texts):
-        if len(texts) > 1:
+    run = require(rnnkit.load(args.run, args.device), "generate")
+    generations = run.generate(
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        beam=args.beam,
+        num_samples=args.num_samples,
+        seed=args.seed,
+    )
+    for i, generation in enumerate(generations):
+        if len(generations) > 1:
             print(f"--- sample {i + 1} ---")
-        print(text)
+        print(generation.text)
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
@@ -310,8 +290,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from .tasks.lm import generate
-    from .training import load_run, train
+    import rnnkit
 
     package = importlib.resources.files("rnnkit")
     cfg = load_config(package / "configs" / "demo.yaml", args.overrides)
@@ -322,16 +301,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"Shakespeare (bundled), {cfg.train.epochs} epochs; run directory {cfg.run_dir}",
         flush=True,
     )
-    summary = train(cfg)
+    summary = rnnkit.train(cfg)
     valid = summary["best_valid_loss"]
     print(
         f"\ntrained in {summary['seconds']:.0f} s: validation loss {valid:.3f} nats/char "
         f"({valid / math.log(2):.3f} bits/char)\n"
     )
-    _, tokenizer, model = load_run(cfg.run_dir)
+    run = rnnkit.load(cfg.run_dir)
     for prompt in ("ROMEO:", "JULIET:"):
         print(f"--- rnnkit generate {cfg.run_dir} --prompt '{prompt}' --temperature 0.8 ---")
-        print(generate(model, tokenizer, prompt, max_tokens=300, temperature=0.8, seed=0)[0], "\n")
+        print(run.generate(prompt, max_new_tokens=300, temperature=0.8, seed=0)[0].text, "\n")
 
 
 def add_diagnose(sub: argparse._SubParsersAction) -> None:
@@ -425,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from .trainer import TrainingDiverged
+    from .training.trainer import TrainingDiverged
 
     try:
         COMMANDS[args.command][1](args)

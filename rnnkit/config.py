@@ -248,17 +248,17 @@ def choices() -> dict[str, tuple[str, ...]]:
     """The values each choice key may take, read from the code that implements it, so that
     there is one list of each. (Imported here, when a config is checked: those modules import
     this one for their section types.)"""
-    from .labelled_data import FORMATS, TAG_COLUMNS
-    from .lm_data import MODES
+    from .data.labelled import FORMATS, TAG_COLUMNS
+    from .data.lm_batches import MODES
+    from .data.tokenizers import TOKENIZER_KINDS, SubwordTokenizer
     from .models.attention import SCORES
     from .models.pooling import POOLINGS
     from .models.recurrent import CELLS, RECURRENT_INITS
     from .models.seq2seq import BRIDGES
     from .nn.cells import GATE_ACTIVATIONS, GRU_RESETS, RNN_NONLINEARITIES
+    from .tasks import TASKS
     from .tasks.translate import SAMPLING_SCHEDULES, SYNTHETIC_TASKS
-    from .tokenizers import TOKENIZER_KINDS, SubwordTokenizer
-    from .trainer import LOSS_AVERAGES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
-    from .training import TASKS
+    from .training.trainer import LOSS_AVERAGES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
     return {
         "task": tuple(TASKS),

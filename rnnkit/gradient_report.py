@@ -17,7 +17,6 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,8 @@ from .diagnostics import gradient_flow, recurrent_layer, recurrent_spectrum, sta
 from .errors import UserError
 from .plots import gradient_flow_plot, training_curves_plot
 from .rundir import RunDir
-from .training import load_run, task_module
+from .tasks import TASKS
+from .tasks.base import Task
 
 CELLS: dict[str, list[str]] = {
     "rnn-tanh": ["model.cell=rnn", "model.nonlinearity=tanh"],
@@ -52,9 +52,9 @@ class Diagnosis:
     eigenvalues: np.ndarray  # (H,) complex
 
 
-def diagnosable(cfg: Config, where: str) -> ModuleType:
-    kind = task_module(cfg)
-    if not hasattr(kind, "diagnostic_batch"):
+def diagnosable(cfg: Config, where: str) -> Task:
+    kind = TASKS[cfg.task]
+    if not kind.diagnosable:
         raise UserError(
             f"{where}: task '{cfg.task}' has no single recurrent stack to diagnose "
             "(diagnose supports lm, adding and copy)"
@@ -62,7 +62,7 @@ def diagnosable(cfg: Config, where: str) -> ModuleType:
     return kind
 
 
-def diagnose(label: str, kind: ModuleType, model: nn.Module, batch: Any) -> Diagnosis:
+def diagnose(label: str, kind: Task, model: nn.Module, batch: Any) -> Diagnosis:
     flow = gradient_flow(model, batch, kind.last_step_loss)
     layer = recurrent_layer(model)
     return Diagnosis(label, flow, recurrent_spectrum(layer), state_eigenvalues(layer).numpy())
@@ -78,22 +78,25 @@ def fresh_models(
     cfg = load_config(config, overrides)
     kind = diagnosable(cfg, config)
     data = kind.read_data(cfg)
-    tokenizers = kind.new_tokenizers(cfg, data)
+    tokenizers = kind.build_vocabularies(cfg, data)
     batch = kind.diagnostic_batch(cfg, tokenizers, data, batch_size)
     results = []
     for cell in cells or [None]:
         cell_cfg = override_config(cfg, CELLS[cell]) if cell else cfg
         torch.manual_seed(cell_cfg.seed)
-        model = kind.new_model(cell_cfg, tokenizers)
+        model = kind.build_model(cell_cfg, tokenizers)
         results.append(diagnose(f"{cell_name(cell_cfg)}, init", kind, model, batch))
     return results
 
 
 def trained_model(run: str, batch_size: int) -> Diagnosis:
-    cfg, tokenizers, model = load_run(run)
+    from .api import load
+
+    loaded = load(run)
+    cfg = loaded.cfg
     kind = diagnosable(cfg, run)
-    batch = kind.diagnostic_batch(cfg, tokenizers, kind.read_data(cfg), batch_size)
-    return diagnose(f"{cell_name(cfg)}, {Path(run).name}", kind, model, batch)
+    batch = kind.diagnostic_batch(cfg, loaded.vocabularies, kind.read_data(cfg), batch_size)
+    return diagnose(f"{cell_name(cfg)}, {Path(run).name}", kind, loaded.engine.model, batch)
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:

@@ -49,9 +49,9 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 from .atomic import atomic_write_bytes, atomic_write_text, fsync_dir, temp_sibling
+from .data.textio import read_text
+from .data.tokenizers import SUBWORD_MODEL_FILE, TOKENIZER_FILE
 from .errors import UserError
-from .textio import read_text
-from .tokenizers import SUBWORD_MODEL_FILE, TOKENIZER_FILE
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"

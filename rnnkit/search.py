@@ -24,7 +24,8 @@ beam search: ``beam_search(step, first_logits, state, beam_size=5, max_tokens=10
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +115,66 @@ def _cut_at_eos(rows: list[list[int]], eos: int | None) -> list[list[int]]:
     return [row[: row.index(eos)] if eos in row else row for row in rows]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How one row draws its tokens (see ``sample_next``): temperature (0: greedy), top-k
+    (0: off), top-p (1: off), and the row's own seeded ``generator`` (None: torch's global)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    generator: torch.Generator | None = None
+
+
+def _draw(logits: Tensor, rows: Sequence[Sampling]) -> Tensor:
+    """One token per row: logits (N, V) -> (N,). Rows sharing one ``Sampling`` are drawn in
+    one call; otherwise each row draws alone, from its own generator, so that what a row draws
+    does not depend on which other rows share its batch."""
+    if all(r is rows[0] for r in rows):
+        s = rows[0]
+        return sample_next(logits, s.temperature, s.top_k, s.top_p, s.generator)
+    return torch.cat(
+        [
+            sample_next(logits[i : i + 1], r.temperature, r.top_k, r.top_p, r.generator)
+            for i, r in enumerate(rows)
+        ]
+    )
+
+
 @torch.no_grad()
+def sample_stream(
+    step_fn: StepFn,
+    first_logits: Tensor,
+    state: State,
+    max_tokens: int | Sequence[int],
+    rows: Sequence[Sampling],
+    eos: int | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Sampling, one step at a time: yields ``(tokens, alive)``, each (N,), per step.
+
+    ``tokens[r]`` is what row r drew; ``alive[r]`` says whether row r was still generating when
+    it drew it (a row ends once it has drawn ``max_tokens[r]`` tokens or ``eos``, which it
+    yields as alive). Rows that ended go on being fed (rows are independent) until every row
+    has; no step is run whose logits would go unused. first_logits: (N, V); state: N rows.
+    """
+    n = first_logits.shape[0]
+    if len(rows) != n:
+        raise ValueError(f"{len(rows)} sampling settings for {n} rows")
+    for r in rows:
+        _check_sampling(r.temperature, r.top_k, r.top_p)
+    limits = torch.as_tensor(max_tokens, device=first_logits.device).long().expand(n)  # (N,)
+    alive = limits > 0  # (N,)
+    logits, t = first_logits, 0
+    while alive.any():
+        tokens = _draw(logits, rows)  # (N,)
+        yield tokens, alive.clone()
+        t += 1
+        ended = t >= limits if eos is None else (t >= limits) | (tokens == eos)
+        alive &= ~ended
+        if alive.any():
+            logits, state = step_fn(tokens, state)
+
+
 def sample(
     step_fn: StepFn,
     first_logits: Tensor,
@@ -127,30 +187,22 @@ def sample(
     eos: int | None = None,
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
-    """N independent samples of at most ``max_tokens`` tokens each, ``eos`` excluded.
+    """N samples of at most ``max_tokens`` tokens each, ``eos`` excluded, all rows with one
+    setting and one ``generator`` (``sample_stream`` gives each row its own).
 
     first_logits: (N, V), the logits after the prompt; state: the state after the prompt, with
     N rows (to draw several samples from one prompt, expand it first with ``reorder_state``).
     A row stops at ``eos``; generation stops once every row has. See ``sample_next`` for
     ``temperature``, ``top_k``, ``top_p``; a seeded ``generator`` makes the draws reproducible.
     """
-    _check_sampling(temperature, top_k, top_p)
-    logits = first_logits
-    finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)  # (N,)
-    steps = []
-    for t in progress(range(max_tokens), desc="sample"):
-        tokens = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
-        steps.append(tokens)
-        if eos is not None:
-            finished |= tokens == eos
-            if finished.all():
-                break
-        if t + 1 < max_tokens:  # the logits after the last token would never be used
-            logits, state = step_fn(tokens, state)
-    if not steps:
-        return [[] for _ in range(logits.shape[0])]
-    # Finished rows went on being fed (rows are independent); their tokens after eos are dropped.
-    return _cut_at_eos(torch.stack(steps, dim=1).tolist(), eos)
+    setting = Sampling(temperature, top_k, top_p, generator)
+    rows = [setting] * first_logits.shape[0]
+    outputs: list[list[int]] = [[] for _ in rows]
+    steps = sample_stream(step_fn, first_logits, state, max_tokens, rows, eos)
+    for tokens, alive in progress(steps, total=max_tokens, desc="sample"):
+        for r in alive.nonzero().flatten().tolist():
+            outputs[r].append(int(tokens[r]))
+    return _cut_at_eos(outputs, eos)
 
 
 def greedy(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import rnnkit
 from rnnkit.cli import main
 from rnnkit.config import CONFIG_VERSION, load_config, run_config
 from rnnkit.errors import UserError
@@ -198,19 +199,15 @@ def test_a_config_from_a_newer_rnnkit_is_refused(tmp_path):
     shutil.copytree(FIXTURE_RUN, run)
     stored = yaml.safe_load((run / "config.yaml").read_text())
     (run / "config.yaml").write_text(yaml.safe_dump(stored | {"config_version": 99}))
-    from rnnkit.training import load_run
-
     with pytest.raises(UserError, match="config_version 99 is newer than this rnnkit reads"):
-        load_run(run)
+        rnnkit.load(run)
 
 
 def test_the_committed_run_directory_still_loads_and_scores_the_same():
     """tests/fixtures/lm-run-v1 was written by rnnkit's trainer (config format 1); its test loss
     was recorded then. A change that breaks reading old runs fails here."""
-    from rnnkit.training import evaluate_run, load_run
-
-    cfg, tokenizer, model = load_run(FIXTURE_RUN)
-    assert cfg.task == "lm" and sum(p.numel() for p in model.parameters()) > 0
+    run = rnnkit.load(FIXTURE_RUN)
+    assert run.task == "lm" and run.describe()["parameters"] > 0
     expected = json.loads((FIXTURE_RUN / "expected.json").read_text())
-    scores = evaluate_run(FIXTURE_RUN, data=FIXTURE_RUN / "sample.txt")
+    scores = run.evaluate(data=FIXTURE_RUN / "sample.txt")
     assert scores["loss"] == pytest.approx(expected["loss"], rel=1e-4)

@@ -1,11 +1,11 @@
-"""rnnkit.embeddings: GloVe and word2vec text files -> embedding rows, errors with file:line."""
+"""rnnkit.data.embeddings: GloVe and word2vec text files -> embedding rows, file:line errors."""
 
 import pytest
 import torch
 
-from rnnkit.embeddings import load_vectors
+from rnnkit.data.embeddings import load_vectors
+from rnnkit.data.tokenizers import EOS, PAD, UNK, Vocabulary
 from rnnkit.errors import UserError
-from rnnkit.tokenizers import EOS, PAD, UNK, Vocabulary
 
 VOCAB = Vocabulary([PAD, UNK, EOS, "the", "cat", "Paris", "zebra"])
 GLOVE = "the 1 2 3\nunseen 9 9 9\ncat -1 0.5 2e-1\nparis 4 5 6\nthe 7 7 7\n"

@@ -1,4 +1,4 @@
-"""rnnkit.labelled_data: the four readers, format detection, splits, the label vocabulary, and a
+"""rnnkit.data.labelled: the four readers, format detection, splits, the label vocabulary, and a
 one-line error naming file and line for every kind of malformed input."""
 
 from __future__ import annotations
@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rnnkit.config import DataConfig
-from rnnkit.errors import UserError
-from rnnkit.labelled_data import (
+from rnnkit.data.labelled import (
     LabelledText,
     LabelVocabulary,
     TaggedSentence,
@@ -15,11 +14,12 @@ from rnnkit.labelled_data import (
     read_conllu,
     read_csv,
     read_label_text,
-    read_splits,
     read_tagged,
     read_token_tag,
     resolve_format,
 )
+from rnnkit.data.splits import read_splits
+from rnnkit.errors import UserError
 
 CONLLU = """# newdoc id = x
 # text = I don't know.

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnkit.config import load_config
-from rnnkit.long_range_data import (
+from rnnkit.data.long_range import (
     BLANK,
     COPY_LENGTH,
     DELIMITER,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rnnkit.data.parallel import PairBatches, filter_pairs, read_parallel, source_batches
 from rnnkit.errors import UserError
-from rnnkit.parallel_data import PairBatches, filter_pairs, read_parallel, source_batches
 
 PAD, BOS, EOS = 0, 3, 2
 

@@ -11,8 +11,8 @@ import torch
 from rnnkit.config import ModelConfig
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.language_model import RNNLanguageModel
+from rnnkit.models.long_range import LongRangeModel
 from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.models.sequence_model import SequenceModel
 from rnnkit.models.tagger import SequenceTagger
 from rnnkit.nn import LSTM, RNN
 
@@ -25,7 +25,7 @@ MODELS = {
     "tag": lambda cfg: SequenceTagger(
         11, 5, dataclasses.replace(cfg, char_features=True, bidirectional=True), num_chars=7
     ),
-    "copy": lambda cfg: SequenceModel("copy", cfg),
+    "copy": lambda cfg: LongRangeModel(cfg, symbols=10),
 }
 
 
@@ -73,7 +73,7 @@ def test_recurrent_init_comes_last_and_keeps_forget_bias(task):
 
 def test_without_init_range_layers_keep_torch_init_and_default_recurrent_init_changes_nothing():
     torch.manual_seed(3)
-    model = SequenceModel("adding", dataclasses.replace(SMALL, cell="rnn", init_range=None))
+    model = LongRangeModel(dataclasses.replace(SMALL, cell="rnn", init_range=None))
     torch.manual_seed(3)
     reference = RNN(2, 8, num_layers=2, batch_first=True)
     rnn = next(m for m in model.modules() if isinstance(m, RNN))

@@ -13,11 +13,11 @@ import torch
 
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig, load_config
-from rnnkit.labelled_data import LabelVocabulary, read_conllu
+from rnnkit.data.labelled import LabelVocabulary, read_conllu
+from rnnkit.data.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
 from rnnkit.models.tagger import SequenceTagger
 from rnnkit.rundir import load_tensors
 from rnnkit.tasks import tag
-from rnnkit.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
 from rnnkit.training import evaluate_labelled, load_run, train
 
 UD_TEST = (

@@ -1,9 +1,9 @@
-"""rnnkit.textio: each bad file gives a one-line UserError naming the file (and line)."""
+"""rnnkit.data.textio: each bad file gives a one-line UserError naming the file (and line)."""
 
 import pytest
 
+from rnnkit.data.textio import iter_lines, read_lines, read_text, split_lines
 from rnnkit.errors import UserError
-from rnnkit.textio import iter_lines, read_lines, read_text, split_lines
 
 
 def _error(tmp_path, name: str, data: bytes | None) -> str:

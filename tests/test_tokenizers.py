@@ -1,4 +1,4 @@
-"""rnnkit.tokenizers: vocabulary order, the three tokenizers' round trips, save/load, PTB counts."""
+"""rnnkit.data.tokenizers: vocabulary order, round trips, save/load, PTB counts."""
 
 import json
 from collections import Counter
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.errors import UserError
-from rnnkit.textio import read_text
-from rnnkit.tokenizers import (
+from rnnkit.data.textio import read_text
+from rnnkit.data.tokenizers import (
     BOS,
     EOS,
     PAD,
@@ -20,6 +19,7 @@ from rnnkit.tokenizers import (
     build_tokenizer,
     load_tokenizer,
 )
+from rnnkit.errors import UserError
 
 PTB_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "ptb.train.txt"
 

@@ -2,7 +2,7 @@
 ``SequenceClassifier`` -> cross-entropy, accuracy, macro-F1 and the confusion matrix.
 
 Data: ``label<TAB>text`` or ``label text`` lines, or CSV with named columns
-(``labelled_data.py``). Any tokenizer of ``data.tokenizer`` reads the text; the label names are
+(``data/labelled.py``). Any tokenizer of ``data.tokenizer`` reads the text; the label names are
 kept sorted in ``RUN/labels.json``. Training minimises the mean cross-entropy per sentence;
 validation reports loss, accuracy and macro-F1, and the best weights are those of the best
 accuracy. ``predict`` gives every class's probability, ``evaluate`` the scores and the
@@ -11,61 +11,47 @@ confusion matrix (rows gold, columns predicted).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ..batch_order import BucketBatches
 from ..config import Config
-from ..distributed import SINGLE_PROCESS, Distributed
-from ..embeddings import embedding_from_vectors
+from ..data.batch_order import BucketBatches
+from ..data.embeddings import embedding_from_vectors
+from ..data.labelled import LABELS_FILE, LabelledText, LabelVocabulary, read_classified
+from ..data.splits import read_splits
+from ..data.tokenizers import (
+    SUBWORD_MODEL_FILE,
+    TOKENIZER_FILE,
+    Tokenizer,
+    load_tokenizer,
+    tokenizer_from_config,
+)
 from ..errors import UserError
-from ..labelled_data import LABELS_FILE, LabelledText, LabelVocabulary, read_classified, read_splits
 from ..losses import token_cross_entropy
 from ..metrics import accuracy, confusion_matrix, macro_f1
 from ..models.classifier import SequenceClassifier
 from ..progress import progress
-from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
-from ..trainer import StatelessTask
+from ..training.distributed import SINGLE_PROCESS, Distributed
+from ..training.trainer import StatelessTask
+from .base import Task, evaluating, pad_ids
 
-Tokenizers = tuple[Tokenizer, LabelVocabulary]
+
+class Tokenizers(NamedTuple):
+    """A classification run's vocabularies: the text's tokenizer and the label names."""
+
+    text: Tokenizer
+    labels: LabelVocabulary
+
+
 IGNORE = -100  # a label index that no class has: an example the loss skips
 
 
 def read_file(cfg: Config, path: str | Path) -> list[LabelledText]:
     return read_classified(path, cfg.data.format, cfg.data.label_column, cfg.data.text_column)
-
-
-def read_data(cfg: Config) -> dict[str, list[LabelledText]]:
-    return read_splits(cfg.data, lambda path: read_file(cfg, path))
-
-
-def new_tokenizers(cfg: Config, data: dict[str, list[LabelledText]]) -> Tokenizers:
-    train = data["train"]
-    return (
-        tokenizer_from_config(cfg.data, "\n".join(e.text for e in train)),
-        LabelVocabulary.build([e.label for e in train]),
-    )
-
-
-def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
-    tokenizers[0].save(directory)
-    tokenizers[1].save(Path(directory) / LABELS_FILE)
-
-
-def load_tokenizers(directory: Path) -> Tokenizers:
-    return load_tokenizer(directory), LabelVocabulary.load(Path(directory) / LABELS_FILE)
-
-
-def new_model(cfg: Config, tokenizers: Tokenizers) -> SequenceClassifier:
-    vocab = tokenizers[0].vocab
-    model = SequenceClassifier(len(vocab), len(tokenizers[1]), cfg.model, vocab.pad_index)
-    embedding_from_vectors(
-        model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
-    )
-    return model
 
 
 def encode_texts(
@@ -96,36 +82,33 @@ def label_ids(labels: LabelVocabulary, examples: list[LabelledText], name: str) 
 
 def collate(ids: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
     """Token id lists -> tokens (B, T) padded with ``pad``, lengths (B,)."""
-    lengths = torch.tensor([len(x) for x in ids])
-    tokens = torch.full((len(ids), int(lengths.max())), pad, dtype=torch.long)
-    for row, x in enumerate(ids):
-        tokens[row, : len(x)] = torch.tensor(x, dtype=torch.long)
-    return tokens, lengths
+    return pad_ids(ids, pad), torch.tensor([len(x) for x in ids])
 
 
 @torch.no_grad()
 def predict_ids(
-    model: SequenceClassifier,
+    forward: Callable[[Tensor, Tensor], Tensor],
     ids: list[list[int]],
     pad: int,
     device: torch.device,
     batch_size: int = 100,
 ) -> Tensor:
-    """Class probabilities (N, C) for token id lists, in input order."""
-    was_training = model.training
-    model.eval()
-    probabilities = torch.empty(len(ids), model.output.out_features)
+    """Class probabilities (N, C) for token id lists, in input order. ``forward(tokens (B, T),
+    lengths (B,)) -> logits (B, C)``: a model in eval mode, or an engine's ``classify``."""
+    probabilities = torch.empty(len(ids), 0)
     batches = BucketBatches([len(x) for x in ids], batch_size, shuffle=False) if ids else []
     for k in progress(range(len(batches)), desc="classify"):
         rows = batches.indices(0, k)
         tokens, lengths = collate([ids[i] for i in rows], pad)
-        probabilities[rows] = model(tokens.to(device), lengths.to(device)).float().softmax(-1).cpu()
-    model.train(was_training)
+        batch = forward(tokens.to(device), lengths.to(device)).float().softmax(-1).cpu()
+        if k == 0:
+            probabilities = torch.empty(len(ids), batch.shape[1])
+        probabilities[rows] = batch
     return probabilities
 
 
 def predict(
-    model: SequenceClassifier,
+    forward: Callable[[Tensor, Tensor], Tensor],
     tokenizers: Tokenizers,
     texts: list[str],
     device: torch.device,
@@ -134,18 +117,18 @@ def predict(
 ) -> list[tuple[str, list[float]]]:
     """Texts -> (the most probable label, every label's probability in ``labels.names`` order)."""
     probabilities = predict_ids(
-        model,
-        encode_texts(tokenizers[0], texts, name),
-        tokenizers[0].vocab.pad_index,
+        forward,
+        encode_texts(tokenizers.text, texts, name),
+        tokenizers.text.vocab.pad_index,
         device,
         batch_size,
     )
-    names = tokenizers[1].names
+    names = tokenizers.labels.names
     return [(names[int(p.argmax())], p.tolist()) for p in probabilities]
 
 
 def evaluate(
-    model: SequenceClassifier,
+    forward: Callable[[Tensor, Tensor], Tensor],
     tokenizers: Tokenizers,
     examples: list[LabelledText],
     device: torch.device,
@@ -157,7 +140,7 @@ def evaluate(
     tokenizer, labels = tokenizers
     gold = label_ids(labels, examples, name)
     ids = encode_texts(tokenizer, [e.text for e in examples], name, [e.line for e in examples])
-    probabilities = predict_ids(model, ids, tokenizer.vocab.pad_index, device, batch_size)
+    probabilities = predict_ids(forward, ids, tokenizer.vocab.pad_index, device, batch_size)
     loss = (
         -probabilities[torch.arange(len(gold)), torch.tensor(gold)]
         .clamp_min(1e-30)
@@ -200,9 +183,9 @@ class ClassificationTask(StatelessTask):
         self.data = data
         train = data["train"]
         self.ids = encode_texts(
-            tokenizers[0], [e.text for e in train], str(cfg.data.train), [e.line for e in train]
+            tokenizers.text, [e.text for e in train], str(cfg.data.train), [e.line for e in train]
         )
-        self.labels = torch.tensor(label_ids(tokenizers[1], train, str(cfg.data.train)))
+        self.labels = torch.tensor(label_ids(tokenizers.labels, train, str(cfg.data.train)))
         self.train = BucketBatches(
             [len(x) for x in self.ids],
             cfg.data.batch_size // env.world_size,
@@ -216,7 +199,7 @@ class ClassificationTask(StatelessTask):
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         rows = self.train.indices(epoch, k)
-        tokens, lengths = collate([self.ids[i] for i in rows], self.tokenizers[0].vocab.pad_index)
+        tokens, lengths = collate([self.ids[i] for i in rows], self.tokenizers.text.vocab.pad_index)
         logits = model(tokens.to(self.device), lengths.to(self.device))  # (B, C)
         targets = self.labels[rows].to(self.device)  # (B,)
         loss, count = token_cross_entropy(
@@ -225,30 +208,73 @@ class ClassificationTask(StatelessTask):
         return loss, count, len(rows)
 
     def scores(self, split: str) -> dict[str, Any]:
-        return evaluate(
-            self.model,
-            self.tokenizers,
-            self.data[split],
-            self.device,
-            str(getattr(self.cfg.data, split) or self.cfg.data.train),
-            self.cfg.data.eval_batch_size,
-        )
+        with evaluating(self.model):
+            return evaluate(
+                self.model,
+                self.tokenizers,
+                self.data[split],
+                self.device,
+                str(getattr(self.cfg.data, split) or self.cfg.data.train),
+                self.cfg.data.eval_batch_size,
+            )
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return {k: v for k, v in self.scores("valid").items() if k != "confusion"}
 
 
-def new_task(
-    cfg: Config,
-    tokenizers: Tokenizers,
-    data: dict[str, list[LabelledText]],
-    device: torch.device,
-    env: Distributed,
-) -> ClassificationTask:
-    return ClassificationTask(cfg, tokenizers, new_model(cfg, tokenizers), data, device, env)
+class Classification(Task):
+    """``task: classify``: a tokenizer (``tokenizer.json``), the labels (``labels.json``), a
+    ``SequenceClassifier``."""
 
+    name = "classify"
+    run_files = (TOKENIZER_FILE, SUBWORD_MODEL_FILE, LABELS_FILE)
 
-def test_metrics(task: ClassificationTask, data: dict[str, list[LabelledText]]) -> dict[str, float]:
-    """Accuracy, macro-F1 and loss on the test examples (``rnnkit evaluate`` adds the confusion
-    matrix)."""
-    return {k: v for k, v in task.scores("test").items() if k != "confusion"}
+    def read_data(self, cfg: Config) -> dict[str, list[LabelledText]]:
+        return read_splits(cfg.data, lambda path: read_file(cfg, path))
+
+    def build_vocabularies(self, cfg: Config, data: dict[str, list[LabelledText]]) -> Tokenizers:
+        train = data["train"]
+        return Tokenizers(
+            tokenizer_from_config(cfg.data, "\n".join(e.text for e in train)),
+            LabelVocabulary.build([e.label for e in train]),
+        )
+
+    def save_vocabularies(self, tokenizers: Tokenizers, directory: Path) -> None:
+        tokenizers.text.save(directory)
+        tokenizers.labels.save(Path(directory) / LABELS_FILE)
+
+    def load_vocabularies(self, directory: Path) -> Tokenizers:
+        return Tokenizers(
+            load_tokenizer(directory), LabelVocabulary.load(Path(directory) / LABELS_FILE)
+        )
+
+    def build_model(self, cfg: Config, tokenizers: Tokenizers) -> SequenceClassifier:
+        vocab = tokenizers.text.vocab
+        model = SequenceClassifier(len(vocab), len(tokenizers.labels), cfg.model, vocab.pad_index)
+        embedding_from_vectors(
+            model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
+        )
+        return model
+
+    def training_task(
+        self,
+        cfg: Config,
+        tokenizers: Tokenizers,
+        model: SequenceClassifier,
+        data: dict[str, list[LabelledText]],
+        device: torch.device,
+        env: Distributed,
+    ) -> ClassificationTask:
+        return ClassificationTask(cfg, tokenizers, model, data, device, env)
+
+    def test_metrics(
+        self, task: ClassificationTask, data: dict[str, list[LabelledText]]
+    ) -> dict[str, float]:
+        """Accuracy, macro-F1 and loss on the test examples (``rnnkit evaluate`` adds the
+        confusion matrix)."""
+        return {k: v for k, v in task.scores("test").items() if k != "confusion"}
+
+    def loaded(self, path: Path, cfg: Config, tokenizers: Tokenizers, engine: Any) -> Any:
+        from ..api.labelling import ClassifierRun
+
+        return ClassifierRun(path, cfg, tokenizers, engine)

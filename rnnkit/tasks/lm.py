@@ -1,7 +1,9 @@
 """Language modelling: text files -> tokenizer -> batches -> RNNLanguageModel, and back to text.
 
-``LanguageModelTask`` is what the trainer trains (a model, a loss over numbered batches, a
-validation score); ``evaluate`` scores any text; ``generate`` writes text from a prompt.
+``LanguageModelling`` is the task (data, tokenizer, model); ``LanguageModelTask`` is what the
+trainer trains (a model, a loss over numbered batches, a validation score);
+``LanguageModelScorer`` scores any text. Generating text is ``rnnkit.load(RUN).generate``
+(``api/lm.py``).
 In stream mode the hidden state flows from one bptt window to the next, detached so that
 the gradient stops at the window's start (truncated BPTT); that carried state is part of the
 task's ``state_dict`` so that a resumed run continues exactly.
@@ -10,6 +12,7 @@ task's ``state_dict`` so that a resumed run continues exactly.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,16 +20,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config
-from ..distributed import SINGLE_PROCESS, Distributed
-from ..embeddings import embedding_from_vectors
+from ..data.embeddings import embedding_from_vectors
+from ..data.lm_batches import SentenceBatches, StreamBatches
+from ..data.splits import read_splits
+from ..data.textio import read_lines, read_text, split_lines
+from ..data.tokenizers import (
+    SUBWORD_MODEL_FILE,
+    TOKENIZER_FILE,
+    Tokenizer,
+    load_tokenizer,
+    tokenizer_from_config,
+)
 from ..errors import UserError
-from ..lm_data import SentenceBatches, StreamBatches
 from ..losses import token_cross_entropy
 from ..models.language_model import RNNLanguageModel
 from ..progress import progress
-from ..search import beam_search, reorder_state, sample
-from ..textio import read_text, split_lines
-from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
+from ..training.distributed import SINGLE_PROCESS, Distributed
+from .base import Task, evaluating
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -37,50 +47,19 @@ def detach_state(state: State | None) -> State | None:
     return tuple(s.detach() for s in state)
 
 
-def read_splits(cfg: Config) -> dict[str, str]:
+def read_texts(cfg: Config) -> dict[str, str]:
     """The train/valid/test texts; without a valid file the last ``valid_fraction`` of train
     (cut at a character for char models, at a line otherwise) is held out for validation."""
     data = cfg.data
-    if data.train is None:
-        raise UserError("data.train: no training file given")
     if data.mode == "sentence" and data.tokenizer == "char":
         raise UserError(
             "data.mode: sentence mode needs data.tokenizer word or subword "
             "(a char vocabulary has no <bos>/<eos>; use stream mode)"
         )
-    texts = {"train": read_text(data.train)}
-    if data.valid is not None:
-        texts["valid"] = read_text(data.valid)
-    else:
-        train = texts["train"]
-        if data.tokenizer == "char":
-            cut = int(len(train) * (1 - data.valid_fraction))
-            texts["train"], texts["valid"] = train[:cut], train[cut:]
-        else:
-            lines = split_lines(train)
-            cut = int(len(lines) * (1 - data.valid_fraction))
-            texts["train"], texts["valid"] = "\n".join(lines[:cut]), "\n".join(lines[cut:])
-        if not texts["valid"].strip() or not texts["train"].strip():
-            raise UserError(
-                f"{data.train}: too short to hold out {data.valid_fraction:.0%} for validation"
-            )
-    if data.test is not None:
-        texts["test"] = read_text(data.test)
-    return texts
-
-
-def new_tokenizer(cfg: Config, train_text: str) -> Tokenizer:
-    return tokenizer_from_config(cfg.data, train_text)
-
-
-def new_model(cfg: Config, tokenizer: Tokenizer) -> RNNLanguageModel:
-    vocab = tokenizer.vocab
-    model = RNNLanguageModel(len(vocab), cfg.model, vocab.pad_index)
-    # With tie_weights the output layer shares this Parameter, so it takes the vectors too.
-    embedding_from_vectors(
-        model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
-    )
-    return model
+    # A char model is held out at a character, any other at a line.
+    read = (lambda path: list(read_text(path))) if data.tokenizer == "char" else read_lines
+    joiner = "" if data.tokenizer == "char" else "\n"
+    return {name: joiner.join(items) for name, items in read_splits(data, read).items()}
 
 
 class LanguageModelScorer:
@@ -124,19 +103,18 @@ class LanguageModelScorer:
     def score(self, text: str) -> dict[str, float]:
         """Mean loss per token (nats), perplexity, and bits per character for char models.
         Stream mode carries the state through the whole text, as training does."""
-        was_training = self.model.training
-        self.model.eval()
         batches = self.eval_batches(text)
         total, count = 0.0, 0
         state = None
-        for k in progress(range(len(batches)), desc="score"):
-            inputs, targets, lengths = (
-                t if t is None else t.to(self.device) for t in batches.batch(0, k)
-            )
-            logits, state = self.model(inputs, state if lengths is None else None, lengths=lengths)
-            loss, n = self.token_loss(logits, targets)
-            total, count = total + loss.item(), count + n
-        self.model.train(was_training)
+        with evaluating(self.model):
+            for k in progress(range(len(batches)), desc="score"):
+                inputs, targets, lengths = (
+                    t if t is None else t.to(self.device) for t in batches.batch(0, k)
+                )
+                carried = state if lengths is None else None
+                logits, state = self.model(inputs, carried, lengths=lengths)
+                loss, n = self.token_loss(logits, targets)
+                total, count = total + loss.item(), count + n
         loss = total / max(count, 1)
         metrics = {"loss": loss, "ppl": math.exp(min(loss, 50)), "tokens": count}
         if self.tokenizer.kind == "char":
@@ -216,94 +194,65 @@ def start_tokens(tokenizer: Tokenizer, prompt: str) -> list[int]:
     return [vocab.index("\n")] if tokenizer.kind == "char" and "\n" in vocab else [vocab.eos_index]
 
 
-@torch.no_grad()
-def generate(
-    model: RNNLanguageModel,
-    tokenizer: Tokenizer,
-    prompt: str = "",
-    *,
-    max_tokens: int = 200,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    beam: int = 1,
-    num_samples: int = 1,
-    seed: int | None = None,
-    stop_at_eos: bool = False,
-) -> list[str]:
-    """Continue ``prompt``: the prompt is read once, then each step feeds only the new token with
-    the carried state (incremental). ``beam > 1`` returns the ``num_samples`` best beams;
-    otherwise ``num_samples`` samples (temperature 0: greedy)."""
-    model.eval()
-    device = next(model.parameters()).device
-    ids = torch.tensor([start_tokens(tokenizer, prompt)], device=device)  # (1, T)
-    logits, state = model(ids)
+class LanguageModelling(Task):
+    """``task: lm``: one tokenizer (``tokenizer.json``), an ``RNNLanguageModel``."""
 
-    def step(tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        logits, state = model(tokens.unsqueeze(1), state)  # (N, 1, V)
-        return logits[:, -1], state
+    name = "lm"
+    run_files = (TOKENIZER_FILE, SUBWORD_MODEL_FILE)
+    diagnosable = True
 
-    eos = tokenizer.vocab.eos_index if stop_at_eos else None
-    first = logits[:, -1]  # (1, V)
-    if beam > 1:
-        hypotheses = beam_search(
-            step, first, state, beam, max_tokens, eos=eos, n_best=min(num_samples, beam)
-        )[0]
-        outputs = [tokens for tokens, _ in hypotheses]
-    else:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed if seed is not None else torch.seed())
-        expand = torch.zeros(num_samples, dtype=torch.long, device=device)
-        outputs = sample(
-            step,
-            first.expand(num_samples, -1),
-            reorder_state(state, expand),
-            max_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            eos=eos,
-            generator=generator,
+    def read_data(self, cfg: Config) -> dict[str, str]:
+        return read_texts(cfg)
+
+    def build_vocabularies(self, cfg: Config, data: dict[str, str]) -> Tokenizer:
+        return tokenizer_from_config(cfg.data, data["train"])
+
+    def save_vocabularies(self, tokenizer: Tokenizer, directory: Path) -> None:
+        tokenizer.save(directory)
+
+    def load_vocabularies(self, directory: Path) -> Tokenizer:
+        return load_tokenizer(directory)
+
+    def build_model(self, cfg: Config, tokenizer: Tokenizer) -> RNNLanguageModel:
+        vocab = tokenizer.vocab
+        model = RNNLanguageModel(len(vocab), cfg.model, vocab.pad_index)
+        # With tie_weights the output layer shares this Parameter, so it takes the vectors too.
+        embedding_from_vectors(
+            model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
         )
-    return [
-        prompt + ("" if tokenizer.kind == "char" or not prompt else " ") + tokenizer.decode(out)
-        for out in outputs
-    ]
+        return model
 
+    def training_task(
+        self,
+        cfg: Config,
+        tokenizer: Tokenizer,
+        model: RNNLanguageModel,
+        data: dict[str, str],
+        device: torch.device,
+        env: Distributed,
+    ) -> LanguageModelTask:
+        return LanguageModelTask(cfg, tokenizer, model, data, device, env)
 
-# -- what ``training.py`` asks of every task (``tasks/translate.py`` has the same functions) ----
-read_data = read_splits
-save_tokenizers = Tokenizer.save
-load_tokenizers = load_tokenizer
+    def test_metrics(self, task: LanguageModelTask, data: dict[str, str]) -> dict[str, float]:
+        return task.score(data["test"])
 
+    def loaded(self, path: Path, cfg: Config, tokenizer: Tokenizer, engine: Any) -> Any:
+        from ..api.lm import LanguageModelRun
 
-def new_tokenizers(cfg: Config, data: dict[str, str]) -> Tokenizer:
-    return new_tokenizer(cfg, data["train"])
+        return LanguageModelRun(path, cfg, tokenizer, engine)
 
+    def diagnostic_batch(
+        self, cfg: Config, tokenizer: Tokenizer, data: dict[str, str], size: int
+    ) -> tuple[Tensor, Tensor]:
+        """The first ``size`` bptt windows of the validation text (inputs, targets), each
+        (size, bptt): the batch ``rnnkit diagnose gradients`` differentiates."""
+        ids = torch.tensor(tokenizer.encode_corpus(data["valid"]), dtype=torch.long)
+        rows = max(1, min(size, (ids.numel() - 1) // (cfg.data.bptt + 1)))
+        inputs, targets, _ = StreamBatches(ids, rows, cfg.data.bptt).batch(0, 0)
+        return inputs, targets
 
-def new_task(
-    cfg: Config, tokenizer: Tokenizer, data: dict[str, str], device: torch.device, env: Distributed
-) -> LanguageModelTask:
-    return LanguageModelTask(cfg, tokenizer, new_model(cfg, tokenizer), data, device, env)
-
-
-def test_metrics(task: LanguageModelTask, data: dict[str, str]) -> dict[str, float]:
-    return task.score(data["test"])
-
-
-def diagnostic_batch(
-    cfg: Config, tokenizer: Tokenizer, data: dict[str, str], size: int
-) -> tuple[Tensor, Tensor]:
-    """The first ``size`` bptt windows of the validation text (inputs, targets), each (size, bptt):
-    the batch ``rnnkit diagnose gradients`` differentiates."""
-    ids = torch.tensor(tokenizer.encode_corpus(data["valid"]), dtype=torch.long)
-    rows = max(1, min(size, (ids.numel() - 1) // (cfg.data.bptt + 1)))
-    inputs, targets, _ = StreamBatches(ids, rows, cfg.data.bptt).batch(0, 0)
-    return inputs, targets
-
-
-def last_step_loss(model: RNNLanguageModel, batch: tuple[Tensor, Tensor]) -> Tensor:
-    """L_T: the cross-entropy of the prediction after the window's last token."""
-    inputs, targets = batch
-    logits, _ = model(inputs)  # (B, T, V)
-    return F.cross_entropy(logits[:, -1], targets[:, -1])
+    def last_step_loss(self, model: RNNLanguageModel, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """L_T: the cross-entropy of the prediction after the window's last token."""
+        inputs, targets = batch
+        logits, _ = model(inputs)  # (B, T, V)
+        return F.cross_entropy(logits[:, -1], targets[:, -1])

@@ -3,7 +3,7 @@
 entity precision/recall/F1.
 
 Data: CoNLL-U (UPOS or XPOS, ``data.tag_column``) or ``token<TAB>tag`` files
-(``labelled_data.py``). The tokens are taken as given, never re-split: each becomes one word id
+(``data/labelled.py``). The tokens are taken as given, never re-split: each becomes one word id
 (lowercased and/or NFKC-normalised as ``data.lowercase`` / ``data.normalize`` ask), words seen
 fewer than ``data.min_freq`` times are ``<unk>``. A run keeps the word vocabulary in
 ``tokenizer.json``, the characters (``model.char_features``) in ``chars/tokenizer.json`` and the
@@ -13,34 +13,47 @@ tags in ``labels.json``. The best weights are those of the best validation token
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ..batch_order import BucketBatches
 from ..config import Config
-from ..distributed import SINGLE_PROCESS, Distributed
-from ..embeddings import embedding_from_vectors
-from ..errors import UserError
-from ..labelled_data import LABELS_FILE, LabelVocabulary, TaggedSentence, read_splits, read_tagged
-from ..losses import token_cross_entropy
-from ..metrics import accuracy, entity_scores, is_entity_tagset
-from ..models.tagger import CharBatch, SequenceTagger
-from ..progress import progress
-from ..tokenizers import (
+from ..data.batch_order import BucketBatches
+from ..data.embeddings import embedding_from_vectors
+from ..data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence, read_tagged
+from ..data.splits import read_splits
+from ..data.tokenizers import (
     BOS,
     EOS,
     PAD,
+    TOKENIZER_FILE,
     UNK,
     CharTokenizer,
     Vocabulary,
     WordTokenizer,
     load_tokenizer,
 )
-from ..trainer import StatelessTask
+from ..errors import UserError
+from ..losses import token_cross_entropy
+from ..metrics import accuracy, entity_scores, is_entity_tagset
+from ..models.tagger import CharBatch, SequenceTagger
+from ..progress import progress
+from ..training.distributed import SINGLE_PROCESS, Distributed
+from ..training.trainer import StatelessTask
+from .base import Task, evaluating, pad_ids
 
-Tokenizers = tuple[WordTokenizer, CharTokenizer | None, LabelVocabulary]
+
+class Tokenizers(NamedTuple):
+    """A tagging run's vocabularies: words, characters (with ``model.char_features``) and tags."""
+
+    words: WordTokenizer
+    chars: CharTokenizer | None
+    tags: LabelVocabulary
+
+
 IGNORE = -100  # the target of padding (and of a gold tag the run does not know): no loss
 CHARS_DIR = "chars"
 
@@ -49,70 +62,10 @@ def read_file(cfg: Config, path: str | Path) -> list[TaggedSentence]:
     return read_tagged(path, cfg.data.format, cfg.data.tag_column)
 
 
-def read_data(cfg: Config) -> dict[str, list[TaggedSentence]]:
-    if cfg.data.tokenizer != "word":
-        raise UserError(
-            f"data.tokenizer: tagging takes its tokens as given (word), not {cfg.data.tokenizer!r}"
-        )
-    return read_splits(cfg.data, lambda path: read_file(cfg, path))
-
-
 def word_form(token: str, lowercase: bool, normalize: bool) -> str:
     """The vocabulary entry of a given token, lowercased / NFKC-normalised as asked (the word
     tokenizer's options), never split."""
     return " ".join(WordTokenizer.words(token, lowercase, normalize)) or token
-
-
-def new_tokenizers(cfg: Config, data: dict[str, list[TaggedSentence]]) -> Tokenizers:
-    data_cfg, train = cfg.data, data["train"]
-    counts = Counter(
-        word_form(t, data_cfg.lowercase, data_cfg.normalize) for s in train for t in s.tokens
-    )
-    words = WordTokenizer(
-        Vocabulary.build(counts, [PAD, UNK, EOS, BOS], data_cfg.max_size, data_cfg.min_freq),
-        data_cfg.lowercase,
-        data_cfg.normalize,
-    )
-    chars = (
-        CharTokenizer.train("".join(t for s in train for t in s.tokens))
-        if cfg.model.char_features
-        else None
-    )
-    return words, chars, LabelVocabulary.build([tag for s in train for tag in s.tags])
-
-
-def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
-    words, chars, tags = tokenizers
-    words.save(directory)
-    if chars is not None:
-        (Path(directory) / CHARS_DIR).mkdir(exist_ok=True)
-        chars.save(Path(directory) / CHARS_DIR)
-    tags.save(Path(directory) / LABELS_FILE)
-
-
-def load_tokenizers(directory: Path) -> Tokenizers:
-    chars_dir = Path(directory) / CHARS_DIR
-    chars = load_tokenizer(chars_dir) if chars_dir.is_dir() else None
-    return load_tokenizer(directory), chars, LabelVocabulary.load(Path(directory) / LABELS_FILE)
-
-
-def new_model(cfg: Config, tokenizers: Tokenizers) -> SequenceTagger:
-    words, chars, tags = tokenizers
-    if cfg.model.char_features and chars is None:
-        raise UserError(
-            "model.char_features: the run has no character vocabulary (chars/tokenizer.json)"
-        )
-    model = SequenceTagger(
-        len(words.vocab),
-        len(tags),
-        cfg.model,
-        words.vocab.pad_index,
-        len(chars.vocab) if chars is not None else 0,
-    )
-    embedding_from_vectors(
-        model.embedding, cfg.model.pretrained_embeddings, words.vocab, cfg.model.freeze_embeddings
-    )
-    return model
 
 
 class EncodedSentence:
@@ -137,12 +90,8 @@ def collate(
     """-> words (B, T) padded with ``pad``, lengths (B,), tags (B, T) padded with IGNORE (None
     without tags), and the char batch of the distinct spellings (None without char features)."""
     lengths = torch.tensor([len(s.words) for s in sentences])
-    words = torch.full((len(sentences), int(lengths.max())), pad, dtype=torch.long)
-    tags = torch.full_like(words, IGNORE) if sentences[0].tags is not None else None
-    for row, s in enumerate(sentences):
-        words[row, : len(s.words)] = torch.tensor(s.words)
-        if tags is not None:
-            tags[row, : len(s.tags)] = torch.tensor(s.tags)
+    words = pad_ids([s.words for s in sentences], pad)
+    tags = pad_ids([s.tags for s in sentences], IGNORE) if sentences[0].tags is not None else None
     chars = None
     if sentences[0].chars is not None:
         rows: dict[tuple[int, ...], int] = {
@@ -153,24 +102,22 @@ def collate(
             for t, spelling in enumerate(s.chars):
                 index[b, t] = rows.setdefault(spelling or (0,), len(rows))
         char_lengths = torch.tensor([len(spelling) for spelling in rows])
-        table = torch.zeros(len(rows), int(char_lengths.max()), dtype=torch.long)
-        for spelling, row in rows.items():
-            table[row, : len(spelling)] = torch.tensor(spelling)
+        table = pad_ids(list(rows), 0)  # dicts keep insertion order: spelling i is row i
         chars = CharBatch(table, char_lengths, index)
     return words, lengths, tags, chars
 
 
 @torch.no_grad()
 def predict_encoded(
-    model: SequenceTagger,
+    forward: Callable[[Tensor, Tensor, CharBatch | None], Tensor],
     tokenizers: Tokenizers,
     sentences: list[EncodedSentence],
     device: torch.device,
     batch_size: int = 100,
 ) -> tuple[list[list[int]], float, int]:
-    """Tag ids of every sentence (input order), and the summed loss and count of known gold tags."""
-    was_training = model.training
-    model.eval()
+    """Tag ids of every sentence (input order), and the summed loss and count of known gold tags.
+    ``forward(words, lengths, chars) -> logits (B, T, K)``: a model in eval mode, or an engine's
+    ``tag``."""
     predictions: list[list[int]] = [[] for _ in sentences]
     total, count = 0.0, 0
     nonempty = [i for i, s in enumerate(sentences) if s.words]
@@ -181,9 +128,9 @@ def predict_encoded(
         for k in progress(range(len(batches)), desc="tag"):
             rows = [nonempty[i] for i in batches.indices(0, k)]
             words, lengths, tags, chars = collate(
-                [sentences[i] for i in rows], tokenizers[0].vocab.pad_index
+                [sentences[i] for i in rows], tokenizers.words.vocab.pad_index
             )
-            logits = model(
+            logits = forward(
                 words.to(device), lengths.to(device), chars.to(device) if chars else None
             )  # (B, T, K)
             if tags is not None:
@@ -192,12 +139,11 @@ def predict_encoded(
             best = logits.argmax(-1).cpu()  # (B, T)
             for b, i in enumerate(rows):
                 predictions[i] = best[b, : int(lengths[b])].tolist()
-    model.train(was_training)
     return predictions, total, count
 
 
 def predict(
-    model: SequenceTagger,
+    forward: Callable[[Tensor, Tensor, CharBatch | None], Tensor],
     tokenizers: Tokenizers,
     sentences: list[list[str]],
     device: torch.device,
@@ -205,13 +151,13 @@ def predict(
 ) -> list[list[str]]:
     """Token lists -> their tags (an empty sentence gets none)."""
     encoded = [EncodedSentence(tokenizers, tokens) for tokens in sentences]
-    ids, _, _ = predict_encoded(model, tokenizers, encoded, device, batch_size)
-    names = tokenizers[2].names
+    ids, _, _ = predict_encoded(forward, tokenizers, encoded, device, batch_size)
+    names = tokenizers.tags.names
     return [[names[i] for i in row] for row in ids]
 
 
 def evaluate(
-    model: SequenceTagger,
+    forward: Callable[[Tensor, Tensor, CharBatch | None], Tensor],
     tokenizers: Tokenizers,
     sentences: list[TaggedSentence],
     device: torch.device,
@@ -223,13 +169,13 @@ def evaluate(
     never saw counts as a wrong prediction; a file with no known tag at all is a UserError."""
     encoded = [EncodedSentence(tokenizers, s.tokens, s.tags) for s in sentences]
     if all(t == IGNORE for s in encoded for t in s.tags):
-        shown = ", ".join(tokenizers[2].names[:8])
+        shown = ", ".join(tokenizers.tags.names[:8])
         raise UserError(
             f"{name}: none of its tags is one the run knows ({shown}, ...); "
             "another tag set (data.tag_column)?"
         )
-    ids, total, count = predict_encoded(model, tokenizers, encoded, device, batch_size)
-    names = tokenizers[2].names
+    ids, total, count = predict_encoded(forward, tokenizers, encoded, device, batch_size)
+    names = tokenizers.tags.names
     predicted = [[names[i] for i in row] for row in ids]
     gold = [s.tags for s in sentences]
     flat_gold = [t for row in gold for t in row]
@@ -279,7 +225,7 @@ class TaggingTask(StatelessTask):
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         batch = [self.sentences[i] for i in self.train.indices(epoch, k)]
-        words, lengths, tags, chars = collate(batch, self.tokenizers[0].vocab.pad_index)
+        words, lengths, tags, chars = collate(batch, self.tokenizers.words.vocab.pad_index)
         logits = model(
             words.to(self.device), lengths.to(self.device), chars.to(self.device) if chars else None
         )  # (B, T, K)
@@ -291,28 +237,103 @@ class TaggingTask(StatelessTask):
         )
 
     def scores(self, split: str) -> dict[str, float]:
-        return evaluate(
-            self.model,
-            self.tokenizers,
-            self.data[split],
-            self.device,
-            str(getattr(self.cfg.data, split) or self.cfg.data.train),
-            self.cfg.data.eval_batch_size,
-        )
+        with evaluating(self.model):
+            return evaluate(
+                self.model,
+                self.tokenizers,
+                self.data[split],
+                self.device,
+                str(getattr(self.cfg.data, split) or self.cfg.data.train),
+                self.cfg.data.eval_batch_size,
+            )
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return self.scores("valid")
 
 
-def new_task(
-    cfg: Config,
-    tokenizers: Tokenizers,
-    data: dict[str, list[TaggedSentence]],
-    device: torch.device,
-    env: Distributed,
-) -> TaggingTask:
-    return TaggingTask(cfg, tokenizers, new_model(cfg, tokenizers), data, device, env)
+class Tagging(Task):
+    """``task: tag``: words (``tokenizer.json``), characters (``chars/``), tags (``labels.json``),
+    a ``SequenceTagger``."""
 
+    name = "tag"
+    run_files = (TOKENIZER_FILE, CHARS_DIR, LABELS_FILE)
 
-def test_metrics(task: TaggingTask, data: dict[str, list[TaggedSentence]]) -> dict[str, float]:
-    return task.scores("test")
+    def read_data(self, cfg: Config) -> dict[str, list[TaggedSentence]]:
+        if cfg.data.tokenizer != "word":
+            raise UserError(
+                "data.tokenizer: tagging takes its tokens as given (word), "
+                f"not {cfg.data.tokenizer!r}"
+            )
+        return read_splits(cfg.data, lambda path: read_file(cfg, path))
+
+    def build_vocabularies(self, cfg: Config, data: dict[str, list[TaggedSentence]]) -> Tokenizers:
+        data_cfg, train = cfg.data, data["train"]
+        counts = Counter(
+            word_form(t, data_cfg.lowercase, data_cfg.normalize) for s in train for t in s.tokens
+        )
+        words = WordTokenizer(
+            Vocabulary.build(counts, [PAD, UNK, EOS, BOS], data_cfg.max_size, data_cfg.min_freq),
+            data_cfg.lowercase,
+            data_cfg.normalize,
+        )
+        chars = (
+            CharTokenizer.train("".join(t for s in train for t in s.tokens))
+            if cfg.model.char_features
+            else None
+        )
+        return Tokenizers(words, chars, LabelVocabulary.build([t for s in train for t in s.tags]))
+
+    def save_vocabularies(self, tokenizers: Tokenizers, directory: Path) -> None:
+        tokenizers.words.save(directory)
+        if tokenizers.chars is not None:
+            (Path(directory) / CHARS_DIR).mkdir(exist_ok=True)
+            tokenizers.chars.save(Path(directory) / CHARS_DIR)
+        tokenizers.tags.save(Path(directory) / LABELS_FILE)
+
+    def load_vocabularies(self, directory: Path) -> Tokenizers:
+        chars_dir = Path(directory) / CHARS_DIR
+        chars = load_tokenizer(chars_dir) if chars_dir.is_dir() else None
+        tags = LabelVocabulary.load(Path(directory) / LABELS_FILE)
+        return Tokenizers(load_tokenizer(directory), chars, tags)
+
+    def build_model(self, cfg: Config, tokenizers: Tokenizers) -> SequenceTagger:
+        words, chars, tags = tokenizers
+        if cfg.model.char_features and chars is None:
+            raise UserError(
+                "model.char_features: the run has no character vocabulary (chars/tokenizer.json)"
+            )
+        model = SequenceTagger(
+            len(words.vocab),
+            len(tags),
+            cfg.model,
+            words.vocab.pad_index,
+            len(chars.vocab) if chars is not None else 0,
+        )
+        embedding_from_vectors(
+            model.embedding,
+            cfg.model.pretrained_embeddings,
+            words.vocab,
+            cfg.model.freeze_embeddings,
+        )
+        return model
+
+    def training_task(
+        self,
+        cfg: Config,
+        tokenizers: Tokenizers,
+        model: SequenceTagger,
+        data: dict[str, list[TaggedSentence]],
+        device: torch.device,
+        env: Distributed,
+    ) -> TaggingTask:
+        return TaggingTask(cfg, tokenizers, model, data, device, env)
+
+    def test_metrics(
+        self, task: TaggingTask, data: dict[str, list[TaggedSentence]]
+    ) -> dict[str, float]:
+        return task.scores("test")
+
+    def loaded(self, path: Path, cfg: Config, tokenizers: Tokenizers, engine: Any) -> Any:
+        from ..api.labelling import TaggerRun
+
+        return TaggerRun(path, cfg, tokenizers, engine)

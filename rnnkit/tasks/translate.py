@@ -17,25 +17,35 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from sacrebleu.metrics import BLEU, CHRF
 from torch import Tensor, nn
 
 from ..config import Config, DecodeConfig, TrainConfig
-from ..distributed import SINGLE_PROCESS, Distributed
+from ..data.parallel import PairBatches, filter_pairs, read_parallel, source_batches
+from ..data.splits import read_splits
+from ..data.tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
 from ..errors import UserError
 from ..losses import token_cross_entropy
 from ..models.seq2seq import Seq2Seq
-from ..parallel_data import PairBatches, filter_pairs, read_parallel, source_batches
 from ..progress import progress
 from ..search import beam_search
-from ..tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
-from ..trainer import StatelessTask
+from ..training.distributed import SINGLE_PROCESS, Distributed
+from ..training.trainer import StatelessTask
+from .base import Task, evaluating
 
 Pairs = list[tuple[str, str]]
-Tokenizers = tuple[Tokenizer, Tokenizer]  # (source, target); the same object when joint
+
+
+class Tokenizers(NamedTuple):
+    """A translation run's vocabularies: one tokenizer per side (one object when joint)."""
+
+    source: Tokenizer
+    target: Tokenizer
+
+
 SOURCE_DIR, TARGET_DIR = "source", "target"  # where a run keeps each side's tokenizer
 
 
@@ -68,29 +78,13 @@ SYNTHETIC_TASKS = ("reverse",)  # data.synthetic: generated pairs instead of fil
 
 def read_data(cfg: Config) -> dict[str, Pairs]:
     """The train/valid(/test) pairs; without a valid split, the last ``valid_fraction`` of train."""
-    data = cfg.data
-    if data.synthetic == "reverse":
+    if cfg.data.synthetic == "reverse":
         return {
             "train": reverse_task(5000, cfg.seed),
             "valid": reverse_task(200, cfg.seed + 1),
             "test": reverse_task(200, cfg.seed + 2),
         }
-    if data.train is None:
-        raise UserError("data.train: no training data given")
-    splits = {"train": read_split(cfg, data.train)}
-    if data.valid is not None:
-        splits["valid"] = read_split(cfg, data.valid)
-    else:
-        train = splits["train"]
-        cut = int(len(train) * (1 - data.valid_fraction))
-        if cut == 0 or cut == len(train):
-            raise UserError(
-                f"{data.train}: too few pairs to hold out {data.valid_fraction:.0%} for validation"
-            )
-        splits["train"], splits["valid"] = train[:cut], train[cut:]
-    if data.test is not None:
-        splits["test"] = read_split(cfg, data.test)
-    return splits
+    return read_splits(cfg.data, lambda path: read_split(cfg, path))
 
 
 def train_tokenizers(cfg: Config, train: Pairs) -> Tokenizers:
@@ -98,45 +92,19 @@ def train_tokenizers(cfg: Config, train: Pairs) -> Tokenizers:
     sources, targets = "\n".join(s for s, _ in train), "\n".join(t for _, t in train)
     if cfg.data.joint_vocabulary:
         joint = tokenizer_from_config(cfg.data, sources + "\n" + targets, sentence_markers=True)
-        return joint, joint
-    return (
+        return Tokenizers(joint, joint)
+    return Tokenizers(
         tokenizer_from_config(cfg.data, sources, sentence_markers=True),
         tokenizer_from_config(cfg.data, targets, sentence_markers=True),
     )
 
 
-def save_tokenizers(tokenizers: Tokenizers, directory: Path) -> None:
-    for name, tokenizer in zip((SOURCE_DIR, TARGET_DIR), tokenizers, strict=True):
-        (Path(directory) / name).mkdir(exist_ok=True)
-        tokenizer.save(Path(directory) / name)
-
-
-def load_tokenizers(directory: Path) -> Tokenizers:
-    return load_tokenizer(Path(directory) / SOURCE_DIR), load_tokenizer(
-        Path(directory) / TARGET_DIR
-    )
-
-
-def new_tokenizers(cfg: Config, data: dict[str, Pairs]) -> Tokenizers:
-    return train_tokenizers(cfg, data["train"])
-
-
-def new_model(cfg: Config, tokenizers: Tokenizers) -> Seq2Seq:
-    source, target = (t.vocab for t in tokenizers)
-    return Seq2Seq(len(source), len(target), cfg.model, source.pad_index, target.pad_index)
-
-
 def encode_pairs(tokenizers: Tokenizers, pairs: Pairs) -> list[tuple[list[int], list[int]]]:
-    return [(tokenizers[0].encode(s), tokenizers[1].encode(t)) for s, t in pairs]
+    return [(tokenizers.source.encode(s), tokenizers.target.encode(t)) for s, t in pairs]
 
 
 # train.scheduled_sampling
-SAMPLING_SCHEDULES = (
-    "none",
-    "linear",
-    "exponential",
-    "inverse_sigmoid",
-)  # train.scheduled_sampling
+SAMPLING_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
 
 
 def teacher_forcing_ratio(cfg: TrainConfig, step: int) -> float:
@@ -157,7 +125,7 @@ def teacher_forcing_ratio(cfg: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def translate_ids(
-    model: Seq2Seq,
+    model: Seq2Seq | Any,
     tokenizers: Tokenizers,
     sources: list[list[int]],
     decode: DecodeConfig,
@@ -167,10 +135,9 @@ def translate_ids(
 ) -> list[list[tuple[list[int], float]]]:
     """Beam search (beam 1: greedy) for every source, in input order: the ``n_best`` best
     (target ids without ``<eos>``, score) each. Outputs stop at ``max_length_ratio`` x the
-    source length + 10 tokens."""
-    was_training = model.training
-    model.eval()
-    source_vocab, target_vocab = tokenizers[0].vocab, tokenizers[1].vocab
+    source length + 10 tokens. ``model``: a ``Seq2Seq`` in eval mode, or any engine with its
+    ``start`` and ``search_step`` (``api.engine``)."""
+    source_vocab, target_vocab = tokenizers.source.vocab, tokenizers.target.vocab
     results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
     batches = source_batches(
         sources, decode.batch_size, source_vocab.pad_index, source_vocab.eos_index
@@ -193,7 +160,6 @@ def translate_ids(
         )
         for index, hypotheses in zip(indices, beams, strict=True):
             results[index] = hypotheses
-    model.train(was_training)
     return results
 
 
@@ -229,7 +195,7 @@ class TranslationTask(StatelessTask):
             device,
         )
         self.data = data
-        target = tokenizers[1].vocab
+        target = tokenizers.target.vocab
         pairs, dropped = filter_pairs(encode_pairs(tokenizers, data["train"]), cfg.data.max_length)
         if not pairs:
             raise UserError(f"{cfg.data.train}: no training pair left after filtering {dropped}")
@@ -281,7 +247,7 @@ class TranslationTask(StatelessTask):
         return token_cross_entropy(
             logits,
             batch.target_out.to(self.device),
-            self.tokenizers[1].vocab.pad_index,
+            self.tokenizers.target.vocab.pad_index,
             label_smoothing,
         )
 
@@ -296,13 +262,12 @@ class TranslationTask(StatelessTask):
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Teacher-forced loss/perplexity and free-running BLEU/chrF on the valid pairs."""
-        self.model.eval()
         total, count = 0.0, 0
-        for k in range(len(self.valid)):
-            loss, n = self.loss(self.model, self.valid.batch(0, k))
-            total, count = total + loss.item(), count + n
+        with evaluating(self.model):
+            for k in range(len(self.valid)):
+                loss, n = self.loss(self.model, self.valid.batch(0, k))
+                total, count = total + loss.item(), count + n
         scores = self.score(self.data["valid"], self.cfg.decode.valid_beam_size)
-        self.model.train()
         loss = total / max(count, 1)
         return {
             "loss": loss,
@@ -313,9 +278,10 @@ class TranslationTask(StatelessTask):
 
     def score(self, pairs: Pairs, beam_size: int | None = None) -> dict[str, Any]:
         """BLEU and chrF of the model's translations of the sources against the targets."""
-        hypotheses = translate_texts(
-            self.model, self.tokenizers, [s for s, _ in pairs], self.cfg, self.device, beam_size
-        )
+        with evaluating(self.model):
+            hypotheses = translate_texts(
+                self.model, self.tokenizers, [s for s, _ in pairs], self.cfg, self.device, beam_size
+            )
         return corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])
 
 
@@ -346,45 +312,54 @@ def translate_texts(
     name: str = "input",
 ) -> list[list[tuple[str, float]]]:
     """Source lines -> for each, the n-best (detokenized translation, score)."""
-    sources = encode_sources(tokenizers[0], lines, cfg.decode.max_source_length, name)
+    sources = encode_sources(tokenizers.source, lines, cfg.decode.max_source_length, name)
     results = translate_ids(model, tokenizers, sources, cfg.decode, device, beam_size, n_best)
     return [
-        [(tokenizers[1].decode(ids), score) for ids, score in hypotheses] for hypotheses in results
+        [(tokenizers.target.decode(ids), score) for ids, score in hypotheses]
+        for hypotheses in results
     ]
 
 
-@torch.no_grad()
-def attention_matrix(
-    model: Seq2Seq,
-    tokenizers: Tokenizers,
-    source: list[int],
-    output: list[int],
-    device: torch.device,
-) -> tuple[Tensor, list[str], list[str]]:
-    """The attention weights (T+1, S+1) of the decoder producing ``output`` then ``<eos>`` from
-    ``source`` + ``<eos>`` (teacher-forced on the output), with both token lists as labels."""
-    source_vocab, target_vocab = tokenizers[0].vocab, tokenizers[1].vocab
-    model.eval()
-    src = torch.tensor([source + [source_vocab.eos_index]], device=device)  # (1, S+1)
-    target_in = torch.tensor([[target_vocab.bos_index] + output], device=device)  # (1, T+1)
-    _, weights = model(src, torch.tensor([src.shape[1]], device=device), target_in)
-    labels_source = [source_vocab.itos[i] for i in src[0].tolist()]
-    labels_target = [target_vocab.itos[i] for i in output] + [
-        target_vocab.itos[target_vocab.eos_index]
-    ]
-    return weights[0].cpu(), labels_source, labels_target
+class Translation(Task):
+    """``task: translate``: a tokenizer per side (``source/``, ``target/``), a ``Seq2Seq``."""
 
+    name = "translate"
+    run_files = (SOURCE_DIR, TARGET_DIR)
 
-def new_task(
-    cfg: Config,
-    tokenizers: Tokenizers,
-    data: dict[str, Pairs],
-    device: torch.device,
-    env: Distributed,
-) -> TranslationTask:
-    return TranslationTask(cfg, tokenizers, new_model(cfg, tokenizers), data, device, env)
+    def read_data(self, cfg: Config) -> dict[str, Pairs]:
+        return read_data(cfg)
 
+    def build_vocabularies(self, cfg: Config, data: dict[str, Pairs]) -> Tokenizers:
+        return train_tokenizers(cfg, data["train"])
 
-def test_metrics(task: TranslationTask, data: dict[str, Pairs]) -> dict[str, Any]:
-    """BLEU and chrF on the test pairs, with ``decode.beam_size``."""
-    return task.score(data["test"], task.cfg.decode.beam_size)
+    def save_vocabularies(self, tokenizers: Tokenizers, directory: Path) -> None:
+        for name, tokenizer in zip((SOURCE_DIR, TARGET_DIR), tokenizers, strict=True):
+            (Path(directory) / name).mkdir(exist_ok=True)
+            tokenizer.save(Path(directory) / name)
+
+    def load_vocabularies(self, directory: Path) -> Tokenizers:
+        return Tokenizers(*(load_tokenizer(Path(directory) / d) for d in (SOURCE_DIR, TARGET_DIR)))
+
+    def build_model(self, cfg: Config, tokenizers: Tokenizers) -> Seq2Seq:
+        source, target = (t.vocab for t in tokenizers)
+        return Seq2Seq(len(source), len(target), cfg.model, source.pad_index, target.pad_index)
+
+    def training_task(
+        self,
+        cfg: Config,
+        tokenizers: Tokenizers,
+        model: Seq2Seq,
+        data: dict[str, Pairs],
+        device: torch.device,
+        env: Distributed,
+    ) -> TranslationTask:
+        return TranslationTask(cfg, tokenizers, model, data, device, env)
+
+    def test_metrics(self, task: TranslationTask, data: dict[str, Pairs]) -> dict[str, Any]:
+        """BLEU and chrF on the test pairs, with ``decode.beam_size``."""
+        return task.score(data["test"], task.cfg.decode.beam_size)
+
+    def loaded(self, path: Path, cfg: Config, tokenizers: Tokenizers, engine: Any) -> Any:
+        from ..api.translate import TranslationRun
+
+        return TranslationRun(path, cfg, tokenizers, engine)

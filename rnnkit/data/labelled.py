@@ -25,17 +25,14 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
-from .atomic import atomic_write_text
-from .config import DataConfig
-from .errors import UserError
+from ..atomic import atomic_write_text
+from ..errors import UserError
 from .textio import read_lines, read_text
 
 LABELS_FILE = "labels.json"
-Example = TypeVar("Example")
 
 
 class LabelledText(NamedTuple):
@@ -223,30 +220,6 @@ def read_classified(
     raise UserError(
         f"{path}: data.format {fmt!r} is for tagging; classification reads label_text or csv"
     )
-
-
-def read_splits(data: DataConfig, read: Callable[[str], list[Example]]) -> dict[str, list[Example]]:
-    """The train/valid(/test) examples, each file read by ``read``; without a valid file, the last
-    ``data.valid_fraction`` of train validates."""
-    if data.train is None:
-        raise UserError("data.train: no training file given")
-    splits = {"train": read(data.train)}
-    if data.valid is not None:
-        splits["valid"] = read(data.valid)
-    else:
-        cut = int(len(splits["train"]) * (1 - data.valid_fraction))
-        if cut == 0 or cut == len(splits["train"]):
-            raise UserError(
-                f"{data.train}: too few examples to hold out {data.valid_fraction:.0%} "
-                "for validation"
-            )
-        splits["train"], splits["valid"] = splits["train"][:cut], splits["train"][cut:]
-    if data.test is not None:
-        splits["test"] = read(data.test)
-    for name, examples in splits.items():
-        if not examples:
-            raise UserError(f"{getattr(data, name, data.train)}: no examples")
-    return splits
 
 
 class LabelVocabulary:

@@ -10,17 +10,18 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..long_range_data import COPY_SYMBOLS
 from .recurrent import build_recurrent, initialize
 
 
-class SequenceModel(nn.Module):
-    def __init__(self, task: str, cfg: ModelConfig) -> None:
+class LongRangeModel(nn.Module):
+    """``symbols``: None for the adding problem's (value, marker) inputs and one output; the
+    copy task's alphabet size (``data.long_range.COPY_SYMBOLS``) for symbols in and out."""
+
+    def __init__(self, cfg: ModelConfig, symbols: int | None = None) -> None:
         super().__init__()
-        self.task = task
-        self.embedding = nn.Embedding(COPY_SYMBOLS, cfg.embedding_size) if task == "copy" else None
+        self.embedding = nn.Embedding(symbols, cfg.embedding_size) if symbols else None
         self.rnn = build_recurrent(cfg, cfg.embedding_size if self.embedding is not None else 2)
-        self.output = nn.Linear(cfg.hidden_size, COPY_SYMBOLS if task == "copy" else 1)
+        self.output = nn.Linear(cfg.hidden_size, symbols or 1)
         initialize(self, cfg)
 
     def forward(self, inputs: Tensor) -> Tensor:

@@ -26,10 +26,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..errors import UserError
+from ..rundir import TENSORBOARD_DIR, RunDir
 from .distributed import Distributed, gather_digests, wrap_model
-from .errors import UserError
-from .rundir import TENSORBOARD_DIR, RunDir
 
 
 class TrainingTask(Protocol):

@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from rnnkit.data.textio import read_lines
 from rnnkit.errors import UserError
-from rnnkit.textio import read_lines
 
 from .batch_order import permutation, rank_share
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sentencepiece as spm
 
 from rnnkit.atomic import atomic_write_bytes
+from rnnkit.data.textio import read_text, split_lines
 from rnnkit.errors import UserError
-from rnnkit.textio import read_text, split_lines
 
 if TYPE_CHECKING:
     from rnnkit.config import DataConfig

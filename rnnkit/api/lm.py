@@ -1,0 +1,321 @@
+"""A loaded language model: ``generate`` (sampling or beam search), ``generate_stream`` (the
+same tokens, step by step), ``score`` (loss and perplexity of texts) and ``evaluate``.
+
+Many prompts run as one batch: each prompt is read once (padded, with its length), then
+``num_samples`` rows per prompt continue it one token per step with the carried state. The
+sampling settings and the seed may be given per prompt; each row draws from its own
+generator, seeded from (seed, sample index), so a seeded row writes the same text alone as in
+any batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data.textio import read_text
+from ..errors import UserError
+from ..progress import progress
+from ..search import Sampling, beam_search, reorder_state, sample_stream
+from ..tasks.base import pad_ids
+from ..tasks.lm import LanguageModelScorer, read_texts, start_tokens
+from .base import LoadedRun
+
+T = TypeVar("T")
+
+
+@dataclass
+class Generation:
+    """One generated text: ``text`` is the prompt and its continuation ``completion``, as
+    ``rnnkit generate`` prints it; ``score`` is the beam's length-normalised log-probability."""
+
+    prompt: str
+    text: str
+    completion: str
+    token_ids: list[int]
+    finish_reason: str  # "length": max_new_tokens reached; "eos": the model ended the text
+    prompt_index: int = 0
+    sample_index: int = 0
+    score: float | None = None
+
+
+@dataclass
+class GenerationStep:
+    """One step of ``generate_stream``, for every row (prompt-major: prompt i, sample j is row
+    i * num_samples + j): the token each row drew (None once the row has ended), the text it
+    adds, and the finish reason of the rows that end at this step."""
+
+    step: int
+    token_ids: list[int | None]
+    texts: list[str]
+    finish_reasons: list[str | None]
+
+
+@dataclass
+class TextScore:
+    """A text's mean loss per token (nats) under the model, its perplexity, its token count."""
+
+    text: str
+    loss: float
+    ppl: float
+    tokens: int
+
+
+def per_prompt(value: T | Sequence[T], prompts: int, name: str) -> list[T]:
+    """A setting for every prompt: one value for all, or a list with one per prompt."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != prompts:
+            raise UserError(f"{name}: {len(value)} values for {prompts} prompts")
+        return list(value)
+    return [value] * prompts
+
+
+def row_generator(seed: int | None, sample: int, device: torch.device) -> torch.Generator:
+    """The generator of sample ``sample`` of a prompt: seed itself for sample 0, a seed drawn
+    from (seed, sample) by numpy's SeedSequence for the others; unseeded: a fresh random one."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    elif sample == 0:
+        generator.manual_seed(seed)
+    else:
+        generator.manual_seed(int(np.random.SeedSequence([seed, sample]).generate_state(1)[0]))
+    return generator
+
+
+class LanguageModelRun(LoadedRun):
+    """``rnnkit.load`` of an lm run."""
+
+    @property
+    def tokenizer(self):
+        return self.vocabularies
+
+    def vocabulary_sizes(self) -> dict[str, int]:
+        return {"tokens": len(self.tokenizer.vocab)}
+
+    def _join(self, prompt: str, completion: str) -> str:
+        space = "" if self.tokenizer.kind == "char" or not prompt or not completion else " "
+        return prompt + space + completion
+
+    def _read_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Any]:
+        """Every prompt read once, as one padded batch: the logits after each prompt's last
+        token (P, V) and the state there (P rows)."""
+        ids = [start_tokens(self.tokenizer, p) for p in prompts]
+        lengths = torch.tensor([len(x) for x in ids])
+        tokens = pad_ids(ids, self.tokenizer.vocab.pad_index).to(self.device)
+        logits, state = self.engine.lm(tokens, lengths.to(self.device), None)  # (P, T, V)
+        last = (lengths - 1).to(self.device)
+        return logits[torch.arange(len(ids), device=self.device), last], state
+
+    def _step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        logits, state = self.engine.lm(tokens.unsqueeze(1), None, state)  # (N, 1, V)
+        return logits[:, -1], state
+
+    def _check(self, prompts: Sequence[str], num_samples: int, beam: int) -> list[str]:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise UserError("generate: no prompt given")
+        if num_samples < 1 or beam < 1:
+            raise UserError("generate: num_samples and beam must be >= 1")
+        return prompts
+
+    def generate_stream(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        max_new_tokens: int | Sequence[int] = 200,
+        temperature: float | Sequence[float] = 1.0,
+        top_k: int | Sequence[int] = 0,
+        top_p: float | Sequence[float] = 1.0,
+        seed: int | None | Sequence[int | None] = None,
+        num_samples: int = 1,
+        stop_at_eos: bool = False,
+    ) -> Iterator[GenerationStep]:
+        """Sample ``num_samples`` continuations of every prompt, yielding each step's new
+        tokens for every row (see ``GenerationStep``). Settings are one value or one per
+        prompt; temperature 0 is greedy."""
+        prompts = self._check(prompts, num_samples, 1)
+        settings = {
+            name: per_prompt(value, len(prompts), name)
+            for name, value in (
+                ("max_new_tokens", max_new_tokens),
+                ("temperature", temperature),
+                ("top_k", top_k),
+                ("top_p", top_p),
+                ("seed", seed),
+            )
+        }
+        try:
+            rows = [
+                Sampling(
+                    settings["temperature"][i],
+                    settings["top_k"][i],
+                    settings["top_p"][i],
+                    row_generator(settings["seed"][i], j, self.device),
+                )
+                for i in range(len(prompts))
+                for j in range(num_samples)
+            ]
+        except RuntimeError as e:  # a seed torch cannot take
+            raise UserError(f"seed: {e}") from None
+        limits = [m for m in settings["max_new_tokens"] for _ in range(num_samples)]
+        if min(limits) < 1:
+            raise UserError("max_new_tokens: must be >= 1")
+        eos = self.tokenizer.vocab.eos_index if stop_at_eos else None
+        with torch.inference_mode():
+            first, state = self._read_prompts(prompts)
+            expand = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
+            first, state = first[expand], reorder_state(state, expand)
+            ids: list[list[int]] = [[] for _ in rows]
+            texts = ["" for _ in rows]
+            try:
+                steps = sample_stream(self._step, first, state, limits, rows, eos)
+                for t, (tokens, alive) in enumerate(steps):
+                    step = GenerationStep(
+                        t, [None] * len(rows), [""] * len(rows), [None] * len(rows)
+                    )
+                    for r in alive.nonzero().flatten().tolist():
+                        token = int(tokens[r])
+                        step.token_ids[r] = token
+                        if token == eos:
+                            step.finish_reasons[r] = "eos"
+                            continue
+                        ids[r].append(token)
+                        text = self.tokenizer.decode(ids[r])
+                        step.texts[r], texts[r] = text[len(texts[r]) :], text
+                        if len(ids[r]) >= limits[r]:
+                            step.finish_reasons[r] = "length"
+                    yield step
+            except ValueError as e:  # a sampling setting out of range
+                raise UserError(f"generate: {e}") from None
+
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        max_new_tokens: int | Sequence[int] = 200,
+        temperature: float | Sequence[float] = 1.0,
+        top_k: int | Sequence[int] = 0,
+        top_p: float | Sequence[float] = 1.0,
+        seed: int | None | Sequence[int | None] = None,
+        num_samples: int = 1,
+        beam: int = 1,
+        stop_at_eos: bool = False,
+    ) -> list[Generation]:
+        """Continue every prompt: ``num_samples`` samples each, or with ``beam > 1`` the
+        ``num_samples`` best beams (beam search ignores the sampling settings). Returns one
+        ``Generation`` per row, prompt-major."""
+        prompts = self._check(prompts, num_samples, beam)
+        if beam > 1:
+            return self._beam(prompts, max_new_tokens, num_samples, beam, stop_at_eos)
+        finish: dict[int, str] = {}
+        ids: dict[int, list[int]] = {}
+        steps = self.generate_stream(
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            num_samples=num_samples,
+            stop_at_eos=stop_at_eos,
+        )
+        longest = max(per_prompt(max_new_tokens, len(prompts), "max_new_tokens"))
+        for step in progress(steps, total=longest, desc="generate"):
+            for r, token in enumerate(step.token_ids):
+                if token is not None and step.finish_reasons[r] != "eos":
+                    ids.setdefault(r, []).append(token)
+                if step.finish_reasons[r]:
+                    finish[r] = step.finish_reasons[r]
+        return [
+            self._generation(prompts, r, num_samples, ids.get(r, []), finish.get(r, "length"))
+            for r in range(len(prompts) * num_samples)
+        ]
+
+    def _generation(
+        self,
+        prompts: list[str],
+        row: int,
+        num_samples: int,
+        ids: list[int],
+        finish_reason: str,
+        score: float | None = None,
+    ) -> Generation:
+        prompt = prompts[row // num_samples]
+        completion = self.tokenizer.decode(ids)
+        return Generation(
+            prompt,
+            self._join(prompt, completion),
+            completion,
+            ids,
+            finish_reason,
+            row // num_samples,
+            row % num_samples,
+            score,
+        )
+
+    def _beam(
+        self,
+        prompts: list[str],
+        max_new_tokens: int | Sequence[int],
+        num_samples: int,
+        beam: int,
+        stop_at_eos: bool,
+    ) -> list[Generation]:
+        limits = per_prompt(max_new_tokens, len(prompts), "max_new_tokens")
+        n_best = min(num_samples, beam)
+        eos = self.tokenizer.vocab.eos_index if stop_at_eos else None
+        with torch.inference_mode():
+            first, state = self._read_prompts(prompts)
+            beams = beam_search(
+                self._step, first, state, beam, torch.tensor(limits), eos=eos, n_best=n_best
+            )
+        results = []
+        for i, hypotheses in enumerate(beams):
+            for j, (ids, score) in enumerate(hypotheses):
+                reason = "length" if len(ids) >= limits[i] else "eos"
+                results.append(
+                    self._generation(prompts, i * n_best + j, n_best, ids, reason, score)
+                )
+        return results
+
+    def score(self, texts: str | Sequence[str]) -> list[TextScore]:
+        """Each text's loss and perplexity: -1/N sum_t log p(x_t | x_<t) over its N tokens,
+        read from where a text starts (``start_tokens``), one padded batch."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        vocab = self.tokenizer.vocab
+        ids = [start_tokens(self.tokenizer, "") + self.tokenizer.encode_corpus(t) for t in texts]
+        if any(len(x) < 2 for x in ids):
+            raise UserError("score: a text has no token to score")
+        lengths = torch.tensor([len(x) - 1 for x in ids])
+        inputs = pad_ids([x[:-1] for x in ids], vocab.pad_index).to(self.device)
+        targets = pad_ids([x[1:] for x in ids], -100).to(self.device)
+        with torch.inference_mode():
+            logits, _ = self.engine.lm(inputs, lengths.to(self.device), None)  # (B, T, V)
+            losses = F.cross_entropy(
+                logits.float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
+            ).sum(1)  # (B,)
+        scores = []
+        for text, total, n in zip(texts, losses.tolist(), lengths.tolist(), strict=True):
+            scores.append(TextScore(text, total / n, math.exp(min(total / n, 50)), n))
+        return scores
+
+    def evaluate(self, split: str = "test", data: str | None = None) -> dict[str, float]:
+        """Loss, perplexity (and bits per character) on a split of the run's data or a file."""
+        if data is not None:
+            text = read_text(data)
+        elif split == "valid":
+            text = read_texts(self.cfg)["valid"]
+        elif self.cfg.data.test is None:
+            raise UserError(f"{self.path}: the run has no test file; pass --data FILE")
+        else:
+            text = read_text(self.cfg.data.test)
+        scorer = LanguageModelScorer(self.cfg, self.tokenizer, self.engine.model, self.device)
+        return scorer.score(text)

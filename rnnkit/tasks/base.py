@@ -1,0 +1,121 @@
+"""The Task interface: what every task (lm, translate, classify, tag, adding, copy) says about
+itself, so that training, loading, evaluation and diagnostics never switch on the task's name.
+
+A task declares its config keys (``config.key(..., tasks=...)``; ``config_keys()`` lists them)
+and the files it keeps in a run directory (``run_files``), and knows how to
+
+    read_data(cfg)                      -> {split: examples}
+    build_vocabularies(cfg, data)       -> its vocabularies (a named type; lm: one tokenizer)
+    save_vocabularies / load_vocabularies (run directory <-> vocabularies)
+    build_model(cfg, vocabularies)      -> nn.Module (fresh weights; pretrained vectors copied in)
+    training_task(cfg, vocabularies, model, data, device, env) -> what the trainer trains
+    loaded(path, cfg, vocabularies, engine) -> the ``rnnkit.load`` object, with the task's methods
+
+The registry is ``tasks.TASKS`` (name -> Task). Two helpers every task shares live here too:
+padding id lists into a batch, and ``evaluating(model)``; splits are ``data.splits``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+    from ..config import Config
+    from ..training.distributed import Distributed
+
+
+class Task:
+    """One kind of run. Subclasses set ``name`` and ``run_files`` and implement the methods."""
+
+    name: ClassVar[str]
+    run_files: ClassVar[tuple[str, ...]] = ()  # what a run directory holds besides the common
+    diagnosable: ClassVar[bool] = False  # one recurrent stack for ``rnnkit diagnose gradients``
+
+    @classmethod
+    def config_keys(cls) -> dict[str, list[str]]:
+        """Each config section's keys that apply to this task (declared in ``config.py``)."""
+        from ..config import SECTIONS, Config
+
+        cfg = Config(task=cls.name)
+        return {
+            section: [
+                f.name
+                for f in dataclasses.fields(getattr(cfg, section))
+                if cls.name in f.metadata.get("tasks", (cls.name,))
+            ]
+            for section in SECTIONS
+        }
+
+    def read_data(self, cfg: Config) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_vocabularies(self, cfg: Config, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def save_vocabularies(self, vocabularies: Any, directory: Path) -> None:
+        raise NotImplementedError
+
+    def load_vocabularies(self, directory: Path) -> Any:
+        raise NotImplementedError
+
+    def build_model(self, cfg: Config, vocabularies: Any) -> nn.Module:
+        raise NotImplementedError
+
+    def training_task(
+        self,
+        cfg: Config,
+        vocabularies: Any,
+        model: nn.Module,
+        data: dict[str, Any],
+        device: torch.device,
+        env: Distributed,
+    ) -> Any:
+        raise NotImplementedError
+
+    def test_metrics(self, training_task: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """Scores on the test split, at the end of training."""
+        raise NotImplementedError
+
+    def loaded(self, path: Path, cfg: Config, vocabularies: Any, engine: Any) -> Any:
+        """The object ``rnnkit.load`` returns for a run of this task (``api/``), its model
+        behind ``engine`` (``api.engine.TorchEngine``)."""
+        raise NotImplementedError
+
+    def diagnostic_batch(
+        self, cfg: Config, vocabularies: Any, data: dict[str, Any], size: int
+    ) -> Any:
+        """A batch for ``rnnkit diagnose gradients`` (where ``diagnosable``)."""
+        raise NotImplementedError
+
+    def last_step_loss(self, model: nn.Module, batch: Any) -> Tensor:
+        raise NotImplementedError
+
+
+def pad_ids(ids: Sequence[Sequence[int]], pad: int, fill_to: int | None = None) -> Tensor:
+    """Id lists -> (B, T) long, each row right-padded with ``pad`` to the longest (or
+    ``fill_to``)."""
+    import torch
+
+    width = max([len(x) for x in ids] + [fill_to or 0])
+    batch = torch.full((len(ids), width), pad, dtype=torch.long)
+    for row, x in enumerate(ids):
+        batch[row, : len(x)] = torch.as_tensor(list(x), dtype=torch.long)
+    return batch
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (no dropout) for the block, its own mode restored after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -1,0 +1,105 @@
+"""``rnnkit train``'s Python API: config -> data and vocabularies -> model -> trainer -> run
+directory. Using a trained run is ``rnnkit.load`` (``api/``).
+
+    import rnnkit
+    from rnnkit.config import load_config
+    summary = rnnkit.train(load_config("configs/ptb-small.yaml", ["train.epochs=1"]))
+    run = rnnkit.load("runs/ptb-small")
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config, config_from_dict, override_config, run_config
+from ..errors import UserError
+from ..rundir import RunDir
+from ..tasks import TASKS
+from .distributed import (
+    Distributed,
+    barrier,
+    select_device,
+    setup_distributed,
+    teardown_distributed,
+)
+from .trainer import Trainer
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs this workspace setting for deterministic results (CUDA docs).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+
+
+def train(
+    cfg: Config | None,
+    *,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    overrides: list[str] = (),
+) -> dict[str, Any]:
+    """Train a fresh run in ``cfg.run_dir``, or continue the run at ``resume`` exactly where
+    its last checkpoint left it (its own config, with ``overrides`` applied)."""
+    run = None
+    if resume is not None:
+        run = RunDir.open(resume)
+        cfg = override_config(
+            config_from_dict(run.load_config(), str(run.path / "config.yaml")), overrides
+        )
+    kind = (
+        "cuda"
+        if cfg.train.device.startswith("cuda")
+        or (cfg.train.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    env = setup_distributed(kind)
+    try:
+        summary = _train(cfg, env, run, overwrite)
+        barrier(env)  # no rank tears the group down while another still talks in it
+        return summary
+    finally:
+        teardown_distributed(env)
+
+
+def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -> dict[str, Any]:
+    resuming = run is not None
+    checkpoint = run.load_checkpoint() if resuming else None
+    if resuming and checkpoint is None:
+        raise UserError(f"{run.path}: no checkpoint to resume from")
+    if not resuming:
+        RunDir.check_new(cfg.run_dir, overwrite=overwrite)
+    device = select_device(cfg.train.device, env)
+    kind = TASKS[cfg.task]
+    data = kind.read_data(cfg)
+    if resuming:
+        vocabularies = kind.load_vocabularies(run.path)
+    else:  # deterministic: every rank builds the same
+        vocabularies = kind.build_vocabularies(cfg, data)
+    seed_everything(cfg.seed, cfg.train.deterministic)
+    model = kind.build_model(cfg, vocabularies)
+    task = kind.training_task(cfg, vocabularies, model, data, device, env)
+    # Only now, with the config, the data and the model checked, is anything written.
+    if not resuming and env.is_main:
+        run = RunDir.create(cfg.run_dir, overwrite=overwrite)
+        run.save_config(run_config(cfg))
+        kind.save_vocabularies(vocabularies, run.path)
+    trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device)
+    if checkpoint is not None:
+        trainer.resume(*checkpoint)
+    summary = trainer.fit()
+    if "test" in data and run is not None and env.is_main:
+        task.model.load_state_dict(run.load_model_state())  # the best weights
+        test = kind.test_metrics(task, data)
+        run.append_metrics({"kind": "test", **{f"test_{k}": v for k, v in test.items()}})
+        summary["test"] = test
+    return summary
