@@ -4,7 +4,7 @@ Training writes it, ``--resume`` continues it, and evaluate, generate and serve 
 
     RUN/
       config.yaml                the full resolved config (YAML)
-      tokenizer.json             the tokenizer (written by ``tokenizers.py``), plus
+      tokenizer.json             the tokenizer (written by ``data/tokenizers.py``), plus
       tokenizer.model            its sentencepiece model for subwords
       model.safetensors          the model's weights (the best so far, as the trainer decides)
       metrics.jsonl              one JSON object per line: step, epoch, summary and test records

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.padding import pad_ids
 from ..data.textio import read_text
 from ..errors import UserError
 from ..progress import progress
 from ..search import Sampling, beam_search, reorder_state, sample_stream
-from ..tasks.base import pad_ids
 from ..tasks.lm import LanguageModelScorer, read_texts, start_tokens
 from .base import LoadedRun
 

@@ -55,14 +55,15 @@ FORMATS = ("auto", "label_text", "csv", "conllu", "token_tag")  # data.format
 TAG_COLUMNS = {"upos": 3, "xpos": 4}  # data.tag_column -> its CoNLL-U column (0-based)
 
 
-def resolve_format(fmt: str, path: str | Path, task: str) -> str:
-    """``data.format`` for this file: ``auto`` picks by extension, then by task."""
+def resolve_format(fmt: str, path: str | Path, otherwise: str) -> str:
+    """``data.format`` for this file: ``auto`` picks by extension (.csv, .conllu), else
+    ``otherwise`` (the reader's plain format)."""
     if fmt != "auto":
         return fmt
     suffix = Path(path).suffix.lower()
     if suffix in (".csv", ".conllu"):
         return suffix[1:]
-    return "label_text" if task == "classify" else "token_tag"
+    return otherwise
 
 
 def read_label_text(path: str | Path) -> list[LabelledText]:
@@ -198,7 +199,7 @@ def read_token_tag(path: str | Path) -> list[TaggedSentence]:
 
 def read_tagged(path: str | Path, fmt: str, tag_column: str = "upos") -> list[TaggedSentence]:
     """Tagged sentences from a CoNLL-U or token<TAB>tag file (``fmt`` as ``data.format``)."""
-    fmt = resolve_format(fmt, path, "tag")
+    fmt = resolve_format(fmt, path, otherwise="token_tag")
     if fmt == "conllu":
         return read_conllu(path, tag_column)
     if fmt == "token_tag":
@@ -212,7 +213,7 @@ def read_classified(
     path: str | Path, fmt: str, label_column: str = "label", text_column: str = "text"
 ) -> list[LabelledText]:
     """Labelled texts from a label_text or CSV file (``fmt`` as ``data.format``)."""
-    fmt = resolve_format(fmt, path, "classify")
+    fmt = resolve_format(fmt, path, otherwise="label_text")
     if fmt == "label_text":
         return read_label_text(path)
     if fmt == "csv":

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .batch_order import bucketed_batches, rank_share
+from .padding import pad_ids
 
 MODES = ("stream", "sentence")  # data.mode: StreamBatches, SentenceBatches
 Batch = tuple[Tensor, Tensor, Tensor | None]  # inputs (B, T), targets (B, T), lengths (B,) or None
@@ -101,14 +102,8 @@ class SentenceBatches:
     def batch(self, epoch: int, k: int) -> Batch:
         lines = [self.lines[i] for i in self._batches(epoch)[k]]
         lengths = torch.tensor([len(line) + 1 for line in lines])
-        inputs = torch.full((len(lines), int(lengths.max())), self.pad, dtype=torch.long)
-        targets = torch.full_like(inputs, self.pad)
-        for row, line in enumerate(lines):
-            tokens = torch.tensor(line, dtype=torch.long)
-            inputs[row, 0] = self.bos
-            inputs[row, 1 : len(line) + 1] = tokens
-            targets[row, : len(line)] = tokens
-            targets[row, len(line)] = self.eos
+        inputs = pad_ids([[self.bos, *line] for line in lines], self.pad)  # (B, T)
+        targets = pad_ids([[*line, self.eos] for line in lines], self.pad)  # (B, T)
         return inputs, targets, lengths
 
     def num_tokens(self) -> int:

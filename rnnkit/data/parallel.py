@@ -14,7 +14,7 @@ in ``/work/shared/data/eng-fra/eng-fra.txt``; further columns, such as attributi
 
 Batches follow fairseq's ``max_tokens`` and Joey NMT's token batching: pairs of similar length
 are padded together and a batch holds as many pairs as a token budget allows. Like
-``lm_data.SentenceBatches`` they are indexable by (epoch, k), so a run resumes at any batch, and
+``lm_batches.SentenceBatches`` they are indexable by (epoch, k), so a run resumes at any batch, and
 under DDP rank r of W takes every W-th batch.
 """
 
@@ -26,12 +26,12 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.data.textio import read_lines
 from rnnkit.errors import UserError
 
 from .batch_order import permutation, rank_share
+from .padding import pad_ids
 
 Pair = tuple[list[int], list[int]]  # (source ids, target ids), no specials
 
@@ -180,8 +180,8 @@ class PairBatches:
         sources = [self.pairs[i][0] for i in indices]
         targets = [self.pairs[i][1] for i in indices]
         source, source_lengths = _pad_sources(sources, self.pad, self.eos)  # (B, S), (B,)
-        target_in = _pad([[self.bos, *tgt] for tgt in targets], self.pad)  # (B, T)
-        target_out = _pad([[*tgt, self.eos] for tgt in targets], self.pad)  # (B, T)
+        target_in = pad_ids([[self.bos, *tgt] for tgt in targets], self.pad)  # (B, T)
+        target_out = pad_ids([[*tgt, self.eos] for tgt in targets], self.pad)  # (B, T)
         return PairBatch(source, source_lengths, target_in, target_out, indices)
 
     def num_target_tokens(self) -> int:
@@ -221,11 +221,4 @@ def _cut_by_tokens(costs: list[int], budget: int) -> list[tuple[int, int]]:
 def _pad_sources(sources: list[list[int]], pad: int, eos: int) -> tuple[Tensor, Tensor]:
     """x_1 .. x_m -> (rows x_1 .. x_m <eos> padded (B, S), lengths m + 1 (B,))."""
     lengths = torch.tensor([len(src) + 1 for src in sources], dtype=torch.long)
-    return _pad([[*src, eos] for src in sources], pad), lengths
-
-
-def _pad(rows: list[list[int]], pad: int) -> Tensor:
-    """Non-empty rows of ids -> (B, longest row), padded at the end with ``pad``."""
-    return pad_sequence(
-        [torch.tensor(row, dtype=torch.long) for row in rows], batch_first=True, padding_value=pad
-    )
+    return pad_ids([[*src, eos] for src in sources], pad), lengths

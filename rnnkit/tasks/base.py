@@ -11,15 +11,15 @@ and the files it keeps in a run directory (``run_files``), and knows how to
     training_task(cfg, vocabularies, model, data, device, env) -> what the trainer trains
     loaded(path, cfg, vocabularies, engine) -> the ``rnnkit.load`` object, with the task's methods
 
-The registry is ``tasks.TASKS`` (name -> Task). Two helpers every task shares live here too:
-padding id lists into a batch, and ``evaluating(model)``; splits are ``data.splits``.
+The registry is ``tasks.TASKS`` (name -> Task). ``evaluating(model)`` is here too, the eval
+mode every task's scoring runs in; splits are ``data.splits``, padding ``data.padding``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -96,18 +96,6 @@ class Task:
 
     def last_step_loss(self, model: nn.Module, batch: Any) -> Tensor:
         raise NotImplementedError
-
-
-def pad_ids(ids: Sequence[Sequence[int]], pad: int, fill_to: int | None = None) -> Tensor:
-    """Id lists -> (B, T) long, each row right-padded with ``pad`` to the longest (or
-    ``fill_to``)."""
-    import torch
-
-    width = max([len(x) for x in ids] + [fill_to or 0])
-    batch = torch.full((len(ids), width), pad, dtype=torch.long)
-    for row, x in enumerate(ids):
-        batch[row, : len(x)] = torch.as_tensor(list(x), dtype=torch.long)
-    return batch
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from ..config import Config
 from ..data.batch_order import BucketBatches
 from ..data.embeddings import embedding_from_vectors
 from ..data.labelled import LABELS_FILE, LabelledText, LabelVocabulary, read_classified
+from ..data.padding import pad_ids
 from ..data.splits import read_splits
 from ..data.tokenizers import (
     SUBWORD_MODEL_FILE,
@@ -37,7 +38,7 @@ from ..models.classifier import SequenceClassifier
 from ..progress import progress
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from ..training.trainer import StatelessTask
-from .base import Task, evaluating, pad_ids
+from .base import Task, evaluating
 
 
 class Tokenizers(NamedTuple):

@@ -24,6 +24,7 @@ from ..config import Config
 from ..data.batch_order import BucketBatches
 from ..data.embeddings import embedding_from_vectors
 from ..data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence, read_tagged
+from ..data.padding import pad_ids
 from ..data.splits import read_splits
 from ..data.tokenizers import (
     BOS,
@@ -43,7 +44,7 @@ from ..models.tagger import CharBatch, SequenceTagger
 from ..progress import progress
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from ..training.trainer import StatelessTask
-from .base import Task, evaluating, pad_ids
+from .base import Task, evaluating
 
 
 class Tokenizers(NamedTuple):

@@ -77,11 +77,11 @@ def test_token_tag_sentences_are_separated_by_blank_lines(tmp_path):
 
 
 def test_format_follows_the_extension_then_the_task():
-    assert resolve_format("auto", "x.CSV", "classify") == "csv"
-    assert resolve_format("auto", "x.conllu", "tag") == "conllu"
-    assert resolve_format("auto", "x.txt", "classify") == "label_text"
-    assert resolve_format("auto", "x.txt", "tag") == "token_tag"
-    assert resolve_format("csv", "x.txt", "classify") == "csv"
+    assert resolve_format("auto", "x.CSV", "label_text") == "csv"
+    assert resolve_format("auto", "x.conllu", "token_tag") == "conllu"
+    assert resolve_format("auto", "x.txt", "label_text") == "label_text"
+    assert resolve_format("auto", "x.txt", "token_tag") == "token_tag"
+    assert resolve_format("csv", "x.txt", "label_text") == "csv"
 
 
 @pytest.mark.parametrize(
