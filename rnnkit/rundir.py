@@ -261,16 +261,18 @@ class RunDir:
             )
 
     @classmethod
-    def create(cls, path: str | Path, *, overwrite: bool = False) -> RunDir:
+    def create(
+        cls, path: str | Path, *, overwrite: bool = False, task_files: tuple[str, ...] = ()
+    ) -> RunDir:
         """A new run directory at ``path``: made (with its parents) if missing; an empty
         directory is used as it is. What ``check_new`` refuses is refused; a run directory it
-        lets through has rnnkit's files in it (``_RUN_ENTRIES``) deleted first, anything else
-        in it kept.
+        lets through has rnnkit's files in it (``_RUN_ENTRIES`` and the tasks' ``task_files``,
+        their vocabularies) deleted first, anything else in it kept.
         """
         cls.check_new(path, overwrite=overwrite)
         path = Path(path)
         if path.is_dir():
-            for name in _RUN_ENTRIES:
+            for name in (*task_files, *_RUN_ENTRIES):
                 entry = path / name
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)

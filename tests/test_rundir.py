@@ -488,3 +488,13 @@ def test_keep_metrics_drops_records_written_after_the_checkpoint(tmp_path):
     resumed.append_metrics({"kind": "step", "step": 3, "loss": 0.25})
     assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]
     assert [r["step"] for r in _csv_rows(resumed)] == ["1", "2", "3"]
+
+
+def test_overwrite_deletes_the_tasks_vocabulary_files_too(tmp_path):
+    path = tmp_path / "run"
+    _new_run(path)
+    (path / "source").mkdir()
+    (path / "source" / "tokenizer.json").write_text("{}")
+    (path / "labels.json").write_text("[]")
+    RunDir.create(path, overwrite=True, task_files=("source", "labels.json"))
+    assert list(path.iterdir()) == []

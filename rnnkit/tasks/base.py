@@ -37,6 +37,7 @@ class Task:
     name: ClassVar[str]
     run_files: ClassVar[tuple[str, ...]] = ()  # what a run directory holds besides the common
     diagnosable: ClassVar[bool] = False  # one recurrent stack for ``rnnkit diagnose gradients``
+    training_class: ClassVar[type]  # (cfg, vocabularies, model, data, device, env) -> the trainer's
 
     @classmethod
     def config_keys(cls) -> dict[str, list[str]]:
@@ -77,7 +78,8 @@ class Task:
         device: torch.device,
         env: Distributed,
     ) -> Any:
-        raise NotImplementedError
+        """What the trainer trains (``training.trainer.TrainingTask``): ``training_class``."""
+        return self.training_class(cfg, vocabularies, model, data, device, env)
 
     def test_metrics(self, training_task: Any, data: dict[str, Any]) -> dict[str, Any]:
         """Scores on the test split, at the end of training."""

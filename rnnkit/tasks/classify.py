@@ -229,6 +229,7 @@ class Classification(Task):
 
     name = "classify"
     run_files = (TOKENIZER_FILE, SUBWORD_MODEL_FILE, LABELS_FILE)
+    training_class = ClassificationTask
 
     def read_data(self, cfg: Config) -> dict[str, list[LabelledText]]:
         return read_splits(cfg.data, lambda path: read_file(cfg, path))
@@ -256,17 +257,6 @@ class Classification(Task):
             model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
         )
         return model
-
-    def training_task(
-        self,
-        cfg: Config,
-        tokenizers: Tokenizers,
-        model: SequenceClassifier,
-        data: dict[str, list[LabelledText]],
-        device: torch.device,
-        env: Distributed,
-    ) -> ClassificationTask:
-        return ClassificationTask(cfg, tokenizers, model, data, device, env)
 
     def test_metrics(
         self, task: ClassificationTask, data: dict[str, list[LabelledText]]

@@ -199,6 +199,7 @@ class LanguageModelling(Task):
 
     name = "lm"
     run_files = (TOKENIZER_FILE, SUBWORD_MODEL_FILE)
+    training_class = LanguageModelTask
     diagnosable = True
 
     def read_data(self, cfg: Config) -> dict[str, str]:
@@ -221,17 +222,6 @@ class LanguageModelling(Task):
             model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
         )
         return model
-
-    def training_task(
-        self,
-        cfg: Config,
-        tokenizer: Tokenizer,
-        model: RNNLanguageModel,
-        data: dict[str, str],
-        device: torch.device,
-        env: Distributed,
-    ) -> LanguageModelTask:
-        return LanguageModelTask(cfg, tokenizer, model, data, device, env)
 
     def test_metrics(self, task: LanguageModelTask, data: dict[str, str]) -> dict[str, float]:
         return task.score(data["test"])

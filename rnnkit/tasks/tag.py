@@ -258,6 +258,7 @@ class Tagging(Task):
 
     name = "tag"
     run_files = (TOKENIZER_FILE, CHARS_DIR, LABELS_FILE)
+    training_class = TaggingTask
 
     def read_data(self, cfg: Config) -> dict[str, list[TaggedSentence]]:
         if cfg.data.tokenizer != "word":
@@ -317,17 +318,6 @@ class Tagging(Task):
             cfg.model.freeze_embeddings,
         )
         return model
-
-    def training_task(
-        self,
-        cfg: Config,
-        tokenizers: Tokenizers,
-        model: SequenceTagger,
-        data: dict[str, list[TaggedSentence]],
-        device: torch.device,
-        env: Distributed,
-    ) -> TaggingTask:
-        return TaggingTask(cfg, tokenizers, model, data, device, env)
 
     def test_metrics(
         self, task: TaggingTask, data: dict[str, list[TaggedSentence]]

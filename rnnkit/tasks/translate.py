@@ -325,6 +325,7 @@ class Translation(Task):
 
     name = "translate"
     run_files = (SOURCE_DIR, TARGET_DIR)
+    training_class = TranslationTask
 
     def read_data(self, cfg: Config) -> dict[str, Pairs]:
         return read_data(cfg)
@@ -343,17 +344,6 @@ class Translation(Task):
     def build_model(self, cfg: Config, tokenizers: Tokenizers) -> Seq2Seq:
         source, target = (t.vocab for t in tokenizers)
         return Seq2Seq(len(source), len(target), cfg.model, source.pad_index, target.pad_index)
-
-    def training_task(
-        self,
-        cfg: Config,
-        tokenizers: Tokenizers,
-        model: Seq2Seq,
-        data: dict[str, Pairs],
-        device: torch.device,
-        env: Distributed,
-    ) -> TranslationTask:
-        return TranslationTask(cfg, tokenizers, model, data, device, env)
 
     def test_metrics(self, task: TranslationTask, data: dict[str, Pairs]) -> dict[str, Any]:
         """BLEU and chrF on the test pairs, with ``decode.beam_size``."""

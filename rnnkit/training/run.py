@@ -90,7 +90,8 @@ def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -
     task = kind.training_task(cfg, vocabularies, model, data, device, env)
     # Only now, with the config, the data and the model checked, is anything written.
     if not resuming and env.is_main:
-        run = RunDir.create(cfg.run_dir, overwrite=overwrite)
+        task_files = tuple({name for t in TASKS.values() for name in t.run_files})
+        run = RunDir.create(cfg.run_dir, overwrite=overwrite, task_files=task_files)
         run.save_config(run_config(cfg))
         kind.save_vocabularies(vocabularies, run.path)
     trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device)
