@@ -5,6 +5,7 @@ and the tasks trained through the real trainer (the adding problem solved at a s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ from rnnkit.models.recurrent import init_recurrent
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.training import train
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_adding_problem_follows_its_definition():
@@ -89,11 +90,12 @@ def test_recurrent_init_sets_each_gate_block_with_its_gain(layer, kind):
                     torch.testing.assert_close(block, 1.5 * torch.eye(6))
 
 
-def adding_config(tmp_path, *overrides: str):
+def adding_config(tmp_path, seed: int, *overrides: str):
     return load_config(
-        "configs/adding.yaml",
+        CONFIGS / "adding.yaml",
         [
             f"run_dir={tmp_path / 'run'}",
+            f"seed={seed}",
             "data.sequence_length=10",
             "data.train_size=2000",
             "data.valid_size=500",
@@ -106,33 +108,42 @@ def adding_config(tmp_path, *overrides: str):
     )
 
 
-def test_lstm_solves_the_adding_problem_at_short_t_and_stops_at_the_target(tmp_path):
-    summary = train(adding_config(tmp_path, "train.epochs=15"))
+@pytest.mark.toy
+def test_lstm_solves_the_adding_problem_at_short_t_and_stops_at_the_target(
+    tmp_path, toy_seed, toy_score
+):
+    summary = train(adding_config(tmp_path, toy_seed(1), "train.epochs=15"))
+    toy_score("adding, T = 10: epochs to valid MSE 0.01", summary["epochs"], 15, False, 3)
+    toy_score("adding, T = 10: test MSE", summary["test"]["mse"], 0.02, False, 0.002)
     assert summary["best_valid_loss"] <= 0.01  # solved: the target of configs/adding.yaml
     assert summary["epochs"] < 15  # stopped there, not at the last epoch
     assert summary["test"]["mse"] < 0.02
 
 
-def test_copy_task_trains_and_resumes_exactly(tmp_path):
+@pytest.mark.toy
+def test_copy_task_trains_and_resumes_exactly(tmp_path, toy_seed, toy_score):
     overrides = [
+        f"seed={toy_seed(1)}",
         "data.sequence_length=5",
         "data.train_size=400",
         "data.valid_size=100",
         "data.test_size=100",
         "model.hidden_size=16",
+        "train.lr=0.01",  # copy.yaml's 0.001 is for T = 100; in 16 steps it barely leaves log(10)
         "train.progress=false",
         "train.checkpoint_every=3",
     ]
     whole = train(
         load_config(
-            "configs/copy.yaml", [f"run_dir={tmp_path / 'a'}", "train.epochs=2", *overrides]
+            CONFIGS / "copy.yaml", [f"run_dir={tmp_path / 'a'}", "train.epochs=2", *overrides]
         )
     )
     train(
         load_config(
-            "configs/copy.yaml", [f"run_dir={tmp_path / 'b'}", "train.epochs=1", *overrides]
+            CONFIGS / "copy.yaml", [f"run_dir={tmp_path / 'b'}", "train.epochs=1", *overrides]
         )
     )
     resumed = train(None, resume=tmp_path / "b", overrides=["train.epochs=2"])
     assert resumed["weights_digests"] == whole["weights_digests"]
+    toy_score("copy, T = 5: best valid loss", whole["best_valid_loss"], math.log(10), False, 0.23)
     assert whole["best_valid_loss"] < math.log(10)  # below the uniform guess over 10 symbols

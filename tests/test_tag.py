@@ -11,21 +11,19 @@ from pathlib import Path
 import pytest
 import torch
 
+import rnnkit
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig, load_config
 from rnnkit.data.labelled import LabelVocabulary, read_conllu
 from rnnkit.data.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
 from rnnkit.models.tagger import SequenceTagger
 from rnnkit.rundir import load_tensors
-from rnnkit.tasks import tag
-from rnnkit.training import evaluate_labelled, load_run, train
+from rnnkit.tasks import TASKS, tag
+from rnnkit.training import train
 
 UD_TEST = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-en" / "en_ewt-ud-test.conllu"
 )
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_collate_spells_each_distinct_word_once():
@@ -99,11 +97,12 @@ def parity_task(count: int, seed: int, low: int, high: int) -> str:
     )
 
 
-def tag_config(tmp: Path, name: str, *overrides: str):
+def tag_config(tmp: Path, name: str, *overrides: str, seed: int = 1):
     return load_config(
         None,
         [
             "task=tag",
+            f"seed={seed}",
             f"run_dir={tmp / name}",
             f"data.train={tmp / 'train.tsv'}",
             f"data.valid={tmp / 'valid.tsv'}",
@@ -126,40 +125,54 @@ def tag_config(tmp: Path, name: str, *overrides: str):
 
 
 @pytest.fixture(scope="module")
-def parity(tmp_path_factory) -> Path:
+def parity_seed(toy_seed) -> int:
+    return toy_seed(1)
+
+
+@pytest.fixture(scope="module")
+def parity(tmp_path_factory, parity_seed) -> Path:
     tmp = tmp_path_factory.mktemp("parity")
-    (tmp / "train.tsv").write_text(parity_task(1000, 1, 0, 500))
-    (tmp / "valid.tsv").write_text(parity_task(200, 2, 500, 1000))
-    (tmp / "test.tsv").write_text(parity_task(200, 3, 500, 1000))
+    (tmp / "train.tsv").write_text(parity_task(1000, parity_seed, 0, 500))
+    (tmp / "valid.tsv").write_text(parity_task(200, parity_seed + 1, 500, 1000))
+    (tmp / "test.tsv").write_text(parity_task(200, parity_seed + 2, 500, 1000))
     return tmp
 
 
 @pytest.fixture(scope="module")
-def parity_run(parity) -> Path:
-    summary = train(tag_config(parity, "run", "model.char_features=true", "train.epochs=3"))
+def parity_run(parity, parity_seed) -> Path:
+    cfg = tag_config(parity, "run", "model.char_features=true", "train.epochs=3", seed=parity_seed)
+    summary = train(cfg)
     assert summary["seconds"] < 30
     return parity / "run"
 
 
-def test_char_features_tag_unseen_words_above_95_percent(parity, parity_run):
-    assert evaluate_labelled(parity_run)["accuracy"] >= 0.95
+@pytest.mark.toy
+def test_char_features_tag_unseen_words_above_95_percent(
+    parity, parity_run, parity_seed, toy_score
+):
+    accuracy = rnnkit.load(parity_run).evaluate()["accuracy"]
+    toy_score("parity, char features: test accuracy", accuracy, 0.95)
+    assert accuracy >= 0.95
     # without them every test word is <unk>: the tagger can only guess
-    summary = train(tag_config(parity, "words-only", "train.epochs=2"))
+    summary = train(tag_config(parity, "words-only", "train.epochs=2", seed=parity_seed))
+    toy_score("parity, words only: test accuracy", summary["test"]["accuracy"], 0.7, higher=False)
     assert summary["test"]["accuracy"] < 0.7
 
 
+@pytest.mark.toy
 def test_a_loaded_run_tags_as_the_model_in_memory(parity_run):
-    cfg, tokenizers, model = load_run(parity_run)
-    fresh = tag.new_tokenizers(cfg, tag.read_data(cfg))
-    memory = tag.new_model(cfg, fresh).eval()
+    run = rnnkit.load(parity_run)
+    kind = TASKS["tag"]
+    fresh = kind.build_vocabularies(run.cfg, kind.read_data(run.cfg))
+    memory = kind.build_model(run.cfg, fresh).eval()
     memory.load_state_dict(load_tensors(parity_run / "model.safetensors"))
     sentences = [["803", "22", "7"], [], ["1000001"]]
-    device = torch.device("cpu")
-    tags = tag.predict(model, tokenizers, sentences, device)
-    assert tags == tag.predict(memory, fresh, sentences, device)
+    tags = [t.tags for t in run.predict(sentences)]
+    assert tags == tag.predict(memory.eval(), fresh, sentences, torch.device("cpu"))
     assert tags == [["odd", "even", "odd"], [], ["odd"]]
 
 
+@pytest.mark.toy
 def test_predict_cli_prints_token_tab_tag_and_a_blank_line_per_sentence(
     parity_run, tmp_path, capsys
 ):
@@ -168,7 +181,8 @@ def test_predict_cli_prints_token_tab_tag_and_a_blank_line_per_sentence(
     assert capsys.readouterr().out == "803\todd\n22\teven\n\n\n7\todd\n\n"
 
 
-def test_bio_tags_get_entity_scores(tmp_path, capsys):
+@pytest.mark.toy
+def test_bio_tags_get_entity_scores(tmp_path, capsys, toy_seed, toy_score):
     """Runs of capitalised words are PER entities, runs of digits LOC: B- opens one, I- goes on."""
 
     def sentences(count: int, seed: int) -> str:
@@ -185,9 +199,11 @@ def test_bio_tags_get_entity_scores(tmp_path, capsys):
             result.append(sentence)
         return token_tag_file(result)
 
-    for name, count, seed in (("train", 1000, 1), ("valid", 100, 2), ("test", 100, 3)):
-        (tmp_path / f"{name}.tsv").write_text(sentences(count, seed))
-    summary = train(tag_config(tmp_path, "run", "train.epochs=2"))
+    seed = toy_seed(1)
+    for offset, (name, count) in enumerate((("train", 1000), ("valid", 100), ("test", 100))):
+        (tmp_path / f"{name}.tsv").write_text(sentences(count, seed + offset))
+    summary = train(tag_config(tmp_path, "run", "train.epochs=2", seed=seed))
+    toy_score("BIO: test entity F1", summary["test"]["entity_f1"], 0.95)
     assert summary["test"]["entity_f1"] >= 0.95
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "run"), "--split", "valid"]) == 0
@@ -203,6 +219,7 @@ def test_bio_tags_get_entity_scores(tmp_path, capsys):
     ]
 
 
+@pytest.mark.toy
 def test_malformed_tag_files_get_one_line_and_status_2(parity_run, tmp_path, capsys):
     (tmp_path / "bad.tsv").write_text("803\todd\n22\teven\todd\n")
     assert main(["evaluate", str(parity_run), "--data", str(tmp_path / "bad.tsv")]) == 2

@@ -4,24 +4,22 @@ directory, teacher-forcing schedules follow their formulas, bad parallel data ge
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
+from rnnkit.api import load
 from rnnkit.config import TrainConfig, load_config
-from rnnkit.tasks.translate import reverse_task, teacher_forcing_ratio, translate_texts
-from rnnkit.training import load_run, train
+from rnnkit.tasks.translate import reverse_task, teacher_forcing_ratio
+from rnnkit.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
 def rnnkit(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [PYTHON, "-m", "rnnkit.cli", *args],
         cwd=cwd,
@@ -29,7 +27,6 @@ def rnnkit(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
     )
 
 
@@ -42,22 +39,29 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 @pytest.fixture(scope="module")
-def reverse_run(tmp_path_factory) -> Path:
+def reverse_run(tmp_path_factory, toy_seed, toy_score) -> Path:
+    """configs/reverse.yaml as a user runs it (its seed: the run's data and initialisation)."""
     run = tmp_path_factory.mktemp("reverse") / "run"
     cfg = load_config(ROOT / "configs" / "reverse.yaml", [f"run_dir={run}", "train.progress=false"])
+    cfg.seed = toy_seed(cfg.seed)
     summary = train(cfg)
+    toy_score("reverse: test BLEU", summary["test"]["bleu"], 90, margin=2)
     assert summary["test"]["bleu"] > 90
     return run
 
 
-def test_the_reverse_task_reaches_95_percent_exact_match(reverse_run):
-    cfg, tokenizers, model = load_run(reverse_run)
-    pairs = reverse_task(200, cfg.seed + 2)  # the run's test pairs
-    outputs = translate_texts(model, tokenizers, [s for s, _ in pairs], cfg, torch.device("cpu"))
-    exact = sum(hyps[0][0] == target for hyps, (_, target) in zip(outputs, pairs)) / len(pairs)
+@pytest.mark.toy
+def test_the_reverse_task_reaches_95_percent_exact_match(reverse_run, toy_score):
+    run = load(reverse_run)
+    pairs = reverse_task(200, run.cfg.seed + 2)  # the run's test pairs
+    translations = run.translate([s for s, _ in pairs])
+    right = sum(tr.text == t for tr, (_, t) in zip(translations, pairs, strict=True))
+    exact = right / len(pairs)
+    toy_score("reverse: test exact match", exact, 0.95)
     assert exact >= 0.95
 
 
+@pytest.mark.toy
 def test_translate_cli_reads_stdin_prints_n_best_and_plots_attention(reverse_run, tmp_path):
     result = rnnkit("translate", str(reverse_run), cwd=tmp_path, stdin="a b c\nd e\n")
     assert result.returncode == 0, result.stderr
@@ -81,7 +85,8 @@ def test_translate_cli_reads_stdin_prints_n_best_and_plots_attention(reverse_run
     assert (tmp_path / "plots" / "00001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_evaluate_cli_prints_bleu_chrf_and_signatures(reverse_run, tmp_path):
+@pytest.mark.toy
+def test_evaluate_cli_prints_bleu_chrf_and_signatures(reverse_run, tmp_path, toy_score):
     pairs = reverse_task(30, 99)
     (tmp_path / "src.txt").write_text("".join(s + "\n" for s, _ in pairs))
     (tmp_path / "ref.txt").write_text("".join(t + "\n" for _, t in pairs))
@@ -98,10 +103,13 @@ def test_evaluate_cli_prints_bleu_chrf_and_signatures(reverse_run, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     first, signature, _ = result.stdout.splitlines()
-    assert first.startswith("BLEU ") and float(first.split()[1]) > 80
+    assert first.startswith("BLEU ")
+    toy_score("reverse: evaluate --beam 2 BLEU", float(first.split()[1]), 80, margin=2)
+    assert float(first.split()[1]) > 80
     assert signature.startswith("nrefs:1|case:mixed")
 
 
+@pytest.mark.toy
 def test_bad_parallel_input_gets_one_line_errors(reverse_run, tmp_path):
     (tmp_path / "a.de").write_text("eins\nzwei\ndrei\n")
     (tmp_path / "a.en").write_text("one\ntwo\n")
