@@ -177,7 +177,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     run = rnnkit.load(args.run, args.device)
     if not hasattr(run, "predict"):
         raise UserError(f"{args.run}: a {run.task} run; predict needs a classify or tag run")
-    for result in run.predict(read_input(args.input)):
+    for result in run.predict(read_input(args.input), name=args.input or "stdin"):
         if hasattr(result, "label"):
             scores = " ".join(f"{n}={p:.4f}" for n, p in result.probabilities.items())
             print(f"{result.label}\t{scores}")

@@ -50,6 +50,7 @@ class ClassifierRun(LoadedRun):
         }
 
     def predict(self, texts: str | Sequence[str], name: str = "input") -> list[Label]:
+        """Label each text; ``name`` (a file) is what an error names, with the line."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         names = self.vocabularies.labels.names
         with torch.inference_mode():
@@ -88,8 +89,11 @@ class TaggerRun(LoadedRun):
             sizes["chars"] = len(self.vocabularies.chars.vocab)
         return sizes
 
-    def predict(self, sentences: str | Sequence[str | Sequence[str]]) -> list[Tagged]:
-        """Tag each sentence: a list of tokens, or a string split at whitespace."""
+    def predict(
+        self, sentences: str | Sequence[str | Sequence[str]], name: str = "input"
+    ) -> list[Tagged]:
+        """Tag each sentence: a list of tokens, or a string split at whitespace (``name``: where
+        they came from, for symmetry with ``ClassifierRun.predict``; tagging has no bad input)."""
         if isinstance(sentences, str):
             sentences = [sentences]
         tokens = [s.split() if isinstance(s, str) else list(s) for s in sentences]
