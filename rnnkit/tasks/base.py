@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -109,3 +109,17 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+def score_split(task: Any, evaluate: Callable[..., dict[str, Any]], split: str) -> dict[str, Any]:
+    """A labelling task's scores on one of its splits: ``evaluate(model, vocabularies, examples,
+    device, name, batch_size)`` with the model in eval mode, errors naming the split's file."""
+    with evaluating(task.model):
+        return evaluate(
+            task.model,
+            task.tokenizers,
+            task.data[split],
+            task.device,
+            str(getattr(task.cfg.data, split) or task.cfg.data.train),
+            task.cfg.data.eval_batch_size,
+        )

@@ -38,7 +38,7 @@ from ..models.classifier import SequenceClassifier
 from ..progress import progress
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from ..training.trainer import StatelessTask
-from .base import Task, evaluating
+from .base import Task, score_split
 
 
 class Tokenizers(NamedTuple):
@@ -209,15 +209,7 @@ class ClassificationTask(StatelessTask):
         return loss, count, len(rows)
 
     def scores(self, split: str) -> dict[str, Any]:
-        with evaluating(self.model):
-            return evaluate(
-                self.model,
-                self.tokenizers,
-                self.data[split],
-                self.device,
-                str(getattr(self.cfg.data, split) or self.cfg.data.train),
-                self.cfg.data.eval_batch_size,
-            )
+        return score_split(self, evaluate, split)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return {k: v for k, v in self.scores("valid").items() if k != "confusion"}

@@ -44,7 +44,7 @@ from ..models.tagger import CharBatch, SequenceTagger
 from ..progress import progress
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from ..training.trainer import StatelessTask
-from .base import Task, evaluating
+from .base import Task, score_split
 
 
 class Tokenizers(NamedTuple):
@@ -238,15 +238,7 @@ class TaggingTask(StatelessTask):
         )
 
     def scores(self, split: str) -> dict[str, float]:
-        with evaluating(self.model):
-            return evaluate(
-                self.model,
-                self.tokenizers,
-                self.data[split],
-                self.device,
-                str(getattr(self.cfg.data, split) or self.cfg.data.train),
-                self.cfg.data.eval_batch_size,
-            )
+        return score_split(self, evaluate, split)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         return self.scores("valid")
