@@ -141,7 +141,7 @@ def parity(tmp_path_factory, parity_seed) -> Path:
 @pytest.fixture(scope="module")
 def parity_run(parity, parity_seed) -> Path:
     cfg = tag_config(parity, "run", "model.char_features=true", "train.epochs=3", seed=parity_seed)
-    summary = train(cfg)
+    train(cfg)
     return parity / "run"
 
 
