@@ -168,7 +168,7 @@ def test_spectrum_of_known_matrices():
 
 
 def rnnkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "MPLBACKEND": "Agg"}
     return subprocess.run(
         [sys.executable, "-m", "rnnkit.cli", *args],
         cwd=cwd,
