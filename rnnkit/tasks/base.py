@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..training.trainer import StatelessTask
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
@@ -123,3 +125,14 @@ def score_split(task: Any, evaluate: Callable[..., dict[str, Any]], split: str) 
             str(getattr(task.cfg.data, split) or task.cfg.data.train),
             task.cfg.data.eval_batch_size,
         )
+
+
+class VocabularyTask(StatelessTask):
+    """What the trainer trains for translate, classify and tag: the config, the vocabularies,
+    the model on its device and the data splits, kept as the subclasses read them."""
+
+    def __init__(
+        self, cfg: Config, tokenizers: Any, model: nn.Module, data: dict[str, Any], device: Any
+    ) -> None:
+        self.cfg, self.tokenizers, self.data, self.device = cfg, tokenizers, data, device
+        self.model = model.to(device)

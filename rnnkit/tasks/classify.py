@@ -37,8 +37,7 @@ from ..metrics import accuracy, confusion_matrix, macro_f1
 from ..models.classifier import SequenceClassifier
 from ..progress import progress
 from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..training.trainer import StatelessTask
-from .base import Task, score_split
+from .base import Task, VocabularyTask, score_split
 
 
 class Tokenizers(NamedTuple):
@@ -161,7 +160,7 @@ def evaluate(
     }
 
 
-class ClassificationTask(StatelessTask):
+class ClassificationTask(VocabularyTask):
     """The trainer's view of classification (see ``trainer.TrainingTask``)."""
 
     best_metric, higher_is_better = "accuracy", True
@@ -175,13 +174,7 @@ class ClassificationTask(StatelessTask):
         device: torch.device,
         env: Distributed = SINGLE_PROCESS,
     ) -> None:
-        self.cfg, self.tokenizers, self.model, self.device = (
-            cfg,
-            tokenizers,
-            model.to(device),
-            device,
-        )
-        self.data = data
+        super().__init__(cfg, tokenizers, model, data, device)
         train = data["train"]
         self.ids = encode_texts(
             tokenizers.text, [e.text for e in train], str(cfg.data.train), [e.line for e in train]

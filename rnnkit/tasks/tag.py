@@ -43,8 +43,7 @@ from ..metrics import accuracy, entity_scores, is_entity_tagset
 from ..models.tagger import CharBatch, SequenceTagger
 from ..progress import progress
 from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..training.trainer import StatelessTask
-from .base import Task, score_split
+from .base import Task, VocabularyTask, score_split
 
 
 class Tokenizers(NamedTuple):
@@ -191,7 +190,7 @@ def evaluate(
     return scores
 
 
-class TaggingTask(StatelessTask):
+class TaggingTask(VocabularyTask):
     """The trainer's view of tagging (see ``trainer.TrainingTask``)."""
 
     best_metric, higher_is_better = "accuracy", True
@@ -205,13 +204,7 @@ class TaggingTask(StatelessTask):
         device: torch.device,
         env: Distributed = SINGLE_PROCESS,
     ) -> None:
-        self.cfg, self.tokenizers, self.model, self.device = (
-            cfg,
-            tokenizers,
-            model.to(device),
-            device,
-        )
-        self.data = data
+        super().__init__(cfg, tokenizers, model, data, device)
         self.sentences = [EncodedSentence(tokenizers, s.tokens, s.tags) for s in data["train"]]
         self.train = BucketBatches(
             [len(s.words) for s in self.sentences],

@@ -33,8 +33,7 @@ from ..models.seq2seq import Seq2Seq
 from ..progress import progress
 from ..search import beam_search
 from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..training.trainer import StatelessTask
-from .base import Task, evaluating
+from .base import Task, VocabularyTask, evaluating
 
 Pairs = list[tuple[str, str]]
 
@@ -174,7 +173,7 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any
     }
 
 
-class TranslationTask(StatelessTask):
+class TranslationTask(VocabularyTask):
     """The trainer's view of translation (see ``trainer.TrainingTask``)."""
 
     best_metric, higher_is_better = "bleu", True
@@ -188,13 +187,7 @@ class TranslationTask(StatelessTask):
         device: torch.device,
         env: Distributed = SINGLE_PROCESS,
     ) -> None:
-        self.cfg, self.tokenizers, self.model, self.device = (
-            cfg,
-            tokenizers,
-            model.to(device),
-            device,
-        )
-        self.data = data
+        super().__init__(cfg, tokenizers, model, data, device)
         target = tokenizers.target.vocab
         pairs, dropped = filter_pairs(encode_pairs(tokenizers, data["train"]), cfg.data.max_length)
         if not pairs:
