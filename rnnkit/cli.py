@@ -21,6 +21,7 @@ stderr; ``--quiet``, or a stderr that is not a terminal, turns it off.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.resources
 import json
 import math
@@ -313,6 +314,39 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(run.generate(prompt, max_new_tokens=300, temperature=0.8, seed=0)[0].text, "\n")
 
 
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    from .serve.limits import Limits
+
+    p = sub.add_parser("serve", help="serve trained runs over HTTP, with a web page")
+    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN", help="a run, under its folder's name")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=number(int, 0, 65535), default=8000)
+    p.add_argument("--api-key", help="require Authorization: Bearer KEY (or $RNNKIT_API_KEY)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    for f in dataclasses.fields(Limits):
+        kind = type(f.default)
+        p.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=number(kind, 1 if kind is int else 1e-3),
+            default=f.default,
+            help=f"{f.metadata['help']} (default {f.default})",
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve.limits import Limits
+
+    try:
+        from .serve.server import serve
+    except ImportError as e:
+        raise UserError(f"serve: {e.name} is missing: pip install 'rnnkit[serve]'") from None
+    try:
+        limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
+    except ValueError as e:
+        raise UserError(f"serve: {e}") from None
+    serve(args.runs, args.host, args.port, limits, args.api_key, args.device)
+
+
 def add_diagnose(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "diagnose", help="gradient flow through time, W_hh spectra, gradient norm per step"
@@ -376,6 +410,7 @@ COMMANDS = {
     "demo": (add_demo, cmd_demo),
     "predict": (add_predict, cmd_predict),
     "diagnose": (add_diagnose, cmd_diagnose),
+    "serve": (add_serve, cmd_serve),
 }
 
 

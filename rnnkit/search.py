@@ -24,7 +24,8 @@ beam search: ``beam_search(step, first_logits, state, beam_size=5, max_tokens=10
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -141,6 +142,11 @@ def _draw(logits: Tensor, rows: Sequence[Sampling]) -> Tensor:
     )
 
 
+def past(deadline: float | None) -> bool:
+    """Whether a ``time.monotonic()`` deadline has passed (None: there is none)."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
 @torch.no_grad()
 def sample_stream(
     step_fn: StepFn,
@@ -149,30 +155,54 @@ def sample_stream(
     max_tokens: int | Sequence[int],
     rows: Sequence[Sampling],
     eos: int | None = None,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Sampling, one step at a time: yields ``(tokens, alive)``, each (N,), per step.
+    *,
+    stop: Container[int] = (),
+    deadline: float | None = None,
+    batch_dim: int = 1,
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Sampling, one step at a time: yields ``(tokens, alive, ended)``, each (N,), per step.
 
     ``tokens[r]`` is what row r drew; ``alive[r]`` says whether row r was still generating when
-    it drew it (a row ends once it has drawn ``max_tokens[r]`` tokens or ``eos``, which it
-    yields as alive). Rows that ended go on being fed (rows are independent) until every row
-    has; no step is run whose logits would go unused. first_logits: (N, V); state: N rows.
+    it drew it; ``ended[r]`` that this was its last token. A row ends once it has drawn
+    ``max_tokens[r]`` tokens or ``eos`` (which it yields), once its index is in ``stop`` (a
+    container the caller may add to while the stream runs: a client gone), or when the
+    ``time.monotonic()`` ``deadline`` passes (every row ends). Rows that end leave the batch
+    (``reorder_state``): each step feeds only the rows still generating, and no step is run
+    whose logits would go unused. first_logits: (N, V); state: N rows at ``batch_dim``.
     """
     n = first_logits.shape[0]
     if len(rows) != n:
         raise ValueError(f"{len(rows)} sampling settings for {n} rows")
     for r in rows:
         _check_sampling(r.temperature, r.top_k, r.top_p)
-    limits = torch.as_tensor(max_tokens, device=first_logits.device).long().expand(n)  # (N,)
-    alive = limits > 0  # (N,)
-    logits, t = first_logits, 0
-    while alive.any():
-        tokens = _draw(logits, rows)  # (N,)
-        yield tokens, alive.clone()
-        t += 1
-        ended = t >= limits if eos is None else (t >= limits) | (tokens == eos)
-        alive &= ~ended
-        if alive.any():
-            logits, state = step_fn(tokens, state)
+    device = first_logits.device
+    limits = torch.as_tensor(max_tokens, device=device).long().expand(n)  # (N,)
+    live = (limits > 0).nonzero().flatten()  # (n,) the rows still in the batch
+    logits = first_logits[live]  # (n, V)
+    state = reorder_state(state, live, batch_dim)
+    drawn = torch.zeros(n, dtype=torch.long, device=device)  # (N,) tokens drawn per row
+    while live.numel():
+        tokens = torch.zeros(n, dtype=torch.long, device=device)
+        new = _draw(logits, [rows[i] for i in live.tolist()])  # (n,)
+        tokens[live] = new
+        drawn[live] += 1
+        ends = drawn[live] >= limits[live]  # (n,)
+        if eos is not None:
+            ends |= new == eos
+        if past(deadline):
+            ends[:] = True
+        stopped = [i for i, r in enumerate(live.tolist()) if r in stop]
+        ends[stopped] = True
+        alive = torch.zeros(n, dtype=torch.bool, device=device)
+        alive[live] = True
+        ended = torch.zeros(n, dtype=torch.bool, device=device)
+        ended[live] = ends
+        yield tokens, alive, ended
+        if ends.any():
+            keep = (~ends).nonzero().flatten()  # (n',)
+            live, new, state = live[keep], new[keep], reorder_state(state, keep, batch_dim)
+        if live.numel():
+            logits, state = step_fn(new, state)
 
 
 def sample(
@@ -199,7 +229,7 @@ def sample(
     rows = [setting] * first_logits.shape[0]
     outputs: list[list[int]] = [[] for _ in rows]
     steps = sample_stream(step_fn, first_logits, state, max_tokens, rows, eos)
-    for tokens, alive in progress(steps, total=max_tokens, desc="sample"):
+    for tokens, alive, _ in progress(steps, total=max_tokens, desc="sample"):
         for r in alive.nonzero().flatten().tolist():
             outputs[r].append(int(tokens[r]))
     return _cut_at_eos(outputs, eos)
@@ -254,6 +284,7 @@ def beam_search(
     n_best: int = 1,
     block_ngram_repeat: int = 0,
     batch_dim: int = 1,
+    deadline: float | None = None,
 ) -> list[list[tuple[list[int], float]]]:
     """Batched beam search: for each of B inputs, the ``n_best`` best (tokens, score), best first.
 
@@ -271,8 +302,10 @@ def beam_search(
 
     An input is done once it has K finished hypotheses or reaches its limit; with K = 1 this
     is exactly greedy decoding. ``block_ngram_repeat = n`` forbids a hypothesis any token that
-    would repeat one of its n-grams. Hypotheses with score ``-inf`` (the empty beams of the
-    first step, all tokens blocked) are never returned, so a list may hold fewer than n_best.
+    would repeat one of its n-grams. Once the ``time.monotonic()`` ``deadline`` passes, every
+    input finishes as if it had reached its limit. Hypotheses with score ``-inf`` (the empty
+    beams of the first step, all tokens blocked) are never returned, so a list may hold fewer
+    than n_best.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
@@ -316,7 +349,7 @@ def beam_search(
             1
         )  # rows in n*K
         ends = tokens == eos if eos is not None else torch.zeros_like(tokens, dtype=torch.bool)
-        at_limit = max_len[active] == t + 1  # (n,)
+        at_limit = (max_len[active] == t + 1) | past(deadline)  # (n,)
 
         in_beam = torch.arange(width, device=device) < K  # (width,)
         finishing = (ends | at_limit.unsqueeze(1)) & in_beam & (top_scores > float("-inf"))

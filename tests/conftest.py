@@ -5,6 +5,9 @@ variables let ``benchmarks/toy_margins.py`` measure how far above their threshol
 ``RNNKIT_TOY_SEED`` replaces each toy's own seed (its model's and its generated data's), and
 ``RNNKIT_TOY_SCORES`` names a file to which every toy appends its scores, one JSON line each.
 Neither changes what a test asserts. The thread count is the environment's (OMP_NUM_THREADS).
+
+Small trained runs, one per task, for the tests of ``rnnkit.load`` and ``rnnkit serve``:
+``LM_RUN`` (committed), ``reverse_run``, and ``labelled_runs`` (classify, tag).
 """
 
 from __future__ import annotations
@@ -12,8 +15,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+
+import rnnkit
+from rnnkit.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+LM_RUN = ROOT / "tests" / "fixtures" / "lm-run-v1"  # a tiny char-LSTM, committed
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +50,37 @@ def toy_score() -> Callable[..., None]:
                 f.write(json.dumps(line) + "\n")
 
     return record
+
+
+def small_run(tmp: Path, *overrides: str) -> Path:
+    cfg = load_config(None, [f"run_dir={tmp / 'run'}", "train.progress=false", *overrides])
+    rnnkit.train(cfg)
+    return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def reverse_run(tmp_path_factory) -> Path:
+    """The reverse task, trained briefly: the equalities below hold for any weights."""
+    tmp = tmp_path_factory.mktemp("reverse")
+    recipe = ROOT / "configs" / "reverse.yaml"
+    cfg = load_config(recipe, [f"run_dir={tmp / 'run'}", "train.progress=false", "train.epochs=1"])
+    rnnkit.train(cfg)
+    return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def labelled_runs(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("labelled")
+    (tmp / "cls.txt").write_text("".join(f"{i % 2}\tw{i % 5} x{i % 3} y\n" for i in range(60)))
+    (tmp / "tag.txt").write_text(
+        "".join(f"w{i % 4}\tT{i % 2}\nx{i % 3}\tT{i % 3}\n\n" for i in range(40))
+    )
+    small = ["model.embedding_size=8", "model.hidden_size=8", "model.num_layers=1"]
+    small += ["train.epochs=1", "train.optimizer=adam", "train.lr=0.01"]
+    classify = small_run(
+        tmp / "c", "task=classify", f"data.train={tmp / 'cls.txt'}", "model.pooling=mean", *small
+    )
+    tag = small_run(
+        tmp / "t", "task=tag", f"data.train={tmp / 'tag.txt'}", "model.char_features=true", *small
+    )
+    return classify, tag

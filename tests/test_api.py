@@ -6,56 +6,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import LM_RUN, ROOT, small_run
 
 import rnnkit
 from rnnkit.api.labelling import ClassifierRun, TaggerRun
 from rnnkit.api.lm import LanguageModelRun
 from rnnkit.api.translate import TranslationRun
 from rnnkit.cli import main
-from rnnkit.config import load_config
 from rnnkit.errors import UserError
 from rnnkit.tasks import TASKS
 
-ROOT = Path(__file__).resolve().parent.parent
-LM_RUN = ROOT / "tests" / "fixtures" / "lm-run-v1"
 PROMPTS = ["ROMEO:", "", "To be or", "First Citizen:\nWe"]
-
-
-def small_run(tmp: Path, *overrides: str) -> Path:
-    cfg = load_config(None, [f"run_dir={tmp / 'run'}", "train.progress=false", *overrides])
-    rnnkit.train(cfg)
-    return tmp / "run"
-
-
-@pytest.fixture(scope="module")
-def reverse_run(tmp_path_factory) -> Path:
-    """The reverse task, trained briefly: the equalities below hold for any weights."""
-    tmp = tmp_path_factory.mktemp("reverse")
-    recipe = ROOT / "configs" / "reverse.yaml"
-    cfg = load_config(recipe, [f"run_dir={tmp / 'run'}", "train.progress=false", "train.epochs=1"])
-    rnnkit.train(cfg)
-    return tmp / "run"
-
-
-@pytest.fixture(scope="module")
-def labelled_runs(tmp_path_factory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("labelled")
-    (tmp / "cls.txt").write_text("".join(f"{i % 2}\tw{i % 5} x{i % 3} y\n" for i in range(60)))
-    (tmp / "tag.txt").write_text(
-        "".join(f"w{i % 4}\tT{i % 2}\nx{i % 3}\tT{i % 3}\n\n" for i in range(40))
-    )
-    small = ["model.embedding_size=8", "model.hidden_size=8", "model.num_layers=1"]
-    small += ["train.epochs=1", "train.optimizer=adam", "train.lr=0.01"]
-    classify = small_run(
-        tmp / "c", "task=classify", f"data.train={tmp / 'cls.txt'}", "model.pooling=mean", *small
-    )
-    tag = small_run(
-        tmp / "t", "task=tag", f"data.train={tmp / 'tag.txt'}", "model.char_features=true", *small
-    )
-    return classify, tag
 
 
 def cli(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> list[str]:
@@ -234,7 +197,7 @@ def test_bad_settings_are_user_errors():
     run = rnnkit.load(LM_RUN)
     with pytest.raises(UserError, match="top_p"):
         run.generate("a", max_new_tokens=3, top_p=0.0)
-    with pytest.raises(UserError, match="2 values for 1 prompts"):
+    with pytest.raises(UserError, match="2 values for 1 inputs"):
         run.generate("a", max_new_tokens=3, seed=[1, 2])
 
 

@@ -3,8 +3,32 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from ..errors import UserError
+
+T = TypeVar("T")
+
+
+def per_input(value: T | Sequence[T], inputs: int, name: str) -> list[T]:
+    """A setting for every input: one value for all, or a list with one per input."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != inputs:
+            raise UserError(f"{name}: {len(value)} values for {inputs} inputs")
+        return list(value)
+    return [value] * inputs
+
+
+def deadline_after(time_limit: float | None) -> float | None:
+    """The ``time.monotonic()`` at which ``time_limit`` seconds from now end (None: never)."""
+    if time_limit is None:
+        return None
+    if not time_limit > 0:
+        raise UserError(f"time_limit: must be > 0 seconds, got {time_limit}")
+    return time.monotonic() + time_limit
 
 
 class LoadedRun:

@@ -11,9 +11,9 @@ any batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,11 +24,16 @@ from ..data.padding import pad_ids
 from ..data.textio import read_text
 from ..errors import UserError
 from ..progress import progress
-from ..search import Sampling, beam_search, reorder_state, sample_stream
+from ..search import Sampling, beam_search, past, reorder_state, sample_stream
 from ..tasks.lm import LanguageModelScorer, read_texts, start_tokens
-from .base import LoadedRun
+from .base import LoadedRun, deadline_after, per_input
 
-T = TypeVar("T")
+FINISH_REASONS = {
+    "length": "max_new_tokens reached",
+    "eos": "the model ended the text (stop_at_eos)",
+    "time": "the time limit passed",
+    "stop": "the caller stopped the row (generate_stream's stop)",
+}
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Generation:
     text: str
     completion: str
     token_ids: list[int]
-    finish_reason: str  # "length": max_new_tokens reached; "eos": the model ended the text
+    finish_reason: str  # see FINISH_REASONS
     prompt_index: int = 0
     sample_index: int = 0
     score: float | None = None
@@ -68,15 +73,6 @@ class TextScore:
     tokens: int
 
 
-def per_prompt(value: T | Sequence[T], prompts: int, name: str) -> list[T]:
-    """A setting for every prompt: one value for all, or a list with one per prompt."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != prompts:
-            raise UserError(f"{name}: {len(value)} values for {prompts} prompts")
-        return list(value)
-    return [value] * prompts
-
-
 def row_generator(seed: int | None, sample: int, device: torch.device) -> torch.Generator:
     """The generator of sample ``sample`` of a prompt: seed itself for sample 0, a seed drawn
     from (seed, sample) by numpy's SeedSequence for the others; unseeded: a fresh random one."""
@@ -100,7 +96,8 @@ class LanguageModelRun(LoadedRun):
     def vocabulary_sizes(self) -> dict[str, int]:
         return {"tokens": len(self.tokenizer.vocab)}
 
-    def _join(self, prompt: str, completion: str) -> str:
+    def join(self, prompt: str, completion: str) -> str:
+        """The text a prompt and its completion make (a space between words, none for chars)."""
         space = "" if self.tokenizer.kind == "char" or not prompt or not completion else " "
         return prompt + space + completion
 
@@ -137,13 +134,16 @@ class LanguageModelRun(LoadedRun):
         seed: int | None | Sequence[int | None] = None,
         num_samples: int = 1,
         stop_at_eos: bool = False,
+        time_limit: float | None = None,
+        stop: Container[int] = (),
     ) -> Iterator[GenerationStep]:
         """Sample ``num_samples`` continuations of every prompt, yielding each step's new
         tokens for every row (see ``GenerationStep``). Settings are one value or one per
-        prompt; temperature 0 is greedy."""
+        prompt; temperature 0 is greedy. Every row ends after ``time_limit`` seconds; a row
+        whose index the caller adds to ``stop`` ends at the next step and leaves the batch."""
         prompts = self._check(prompts, num_samples, 1)
         settings = {
-            name: per_prompt(value, len(prompts), name)
+            name: per_input(value, len(prompts), name)
             for name, value in (
                 ("max_new_tokens", max_new_tokens),
                 ("temperature", temperature),
@@ -169,6 +169,7 @@ class LanguageModelRun(LoadedRun):
         if min(limits) < 1:
             raise UserError("max_new_tokens: must be >= 1")
         eos = self.tokenizer.vocab.eos_index if stop_at_eos else None
+        deadline = deadline_after(time_limit)
         with torch.inference_mode():
             first, state = self._read_prompts(prompts)
             expand = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
@@ -176,8 +177,10 @@ class LanguageModelRun(LoadedRun):
             ids: list[list[int]] = [[] for _ in rows]
             texts = ["" for _ in rows]
             try:
-                steps = sample_stream(self._step, first, state, limits, rows, eos)
-                for t, (tokens, alive) in enumerate(steps):
+                steps = sample_stream(
+                    self._step, first, state, limits, rows, eos, stop=stop, deadline=deadline
+                )
+                for t, (tokens, alive, ended) in enumerate(steps):
                     step = GenerationStep(
                         t, [None] * len(rows), [""] * len(rows), [None] * len(rows)
                     )
@@ -190,8 +193,14 @@ class LanguageModelRun(LoadedRun):
                         ids[r].append(token)
                         text = self.tokenizer.decode(ids[r])
                         step.texts[r], texts[r] = text[len(texts[r]) :], text
-                        if len(ids[r]) >= limits[r]:
-                            step.finish_reasons[r] = "length"
+                        if ended[r]:
+                            step.finish_reasons[r] = (
+                                "length"
+                                if len(ids[r]) >= limits[r]
+                                else "stop"
+                                if r in stop
+                                else "time"
+                            )
                     yield step
             except ValueError as e:  # a sampling setting out of range
                 raise UserError(f"generate: {e}") from None
@@ -208,13 +217,15 @@ class LanguageModelRun(LoadedRun):
         num_samples: int = 1,
         beam: int = 1,
         stop_at_eos: bool = False,
+        time_limit: float | None = None,
     ) -> list[Generation]:
         """Continue every prompt: ``num_samples`` samples each, or with ``beam > 1`` the
         ``num_samples`` best beams (beam search ignores the sampling settings). Returns one
-        ``Generation`` per row, prompt-major."""
+        ``Generation`` per row, prompt-major. Decoding stops after ``time_limit`` seconds
+        (finish reason "time")."""
         prompts = self._check(prompts, num_samples, beam)
         if beam > 1:
-            return self._beam(prompts, max_new_tokens, num_samples, beam, stop_at_eos)
+            return self._beam(prompts, max_new_tokens, num_samples, beam, stop_at_eos, time_limit)
         finish: dict[int, str] = {}
         ids: dict[int, list[int]] = {}
         steps = self.generate_stream(
@@ -226,8 +237,9 @@ class LanguageModelRun(LoadedRun):
             seed=seed,
             num_samples=num_samples,
             stop_at_eos=stop_at_eos,
+            time_limit=time_limit,
         )
-        longest = max(per_prompt(max_new_tokens, len(prompts), "max_new_tokens"))
+        longest = max(per_input(max_new_tokens, len(prompts), "max_new_tokens"))
         for step in progress(steps, total=longest, desc="generate"):
             for r, token in enumerate(step.token_ids):
                 if token is not None and step.finish_reasons[r] != "eos":
@@ -252,7 +264,7 @@ class LanguageModelRun(LoadedRun):
         completion = self.tokenizer.decode(ids)
         return Generation(
             prompt,
-            self._join(prompt, completion),
+            self.join(prompt, completion),
             completion,
             ids,
             finish_reason,
@@ -268,19 +280,29 @@ class LanguageModelRun(LoadedRun):
         num_samples: int,
         beam: int,
         stop_at_eos: bool,
+        time_limit: float | None,
     ) -> list[Generation]:
-        limits = per_prompt(max_new_tokens, len(prompts), "max_new_tokens")
+        limits = per_input(max_new_tokens, len(prompts), "max_new_tokens")
         n_best = min(num_samples, beam)
         eos = self.tokenizer.vocab.eos_index if stop_at_eos else None
+        deadline = deadline_after(time_limit)
         with torch.inference_mode():
             first, state = self._read_prompts(prompts)
             beams = beam_search(
-                self._step, first, state, beam, torch.tensor(limits), eos=eos, n_best=n_best
+                self._step,
+                first,
+                state,
+                beam,
+                torch.tensor(limits),
+                eos=eos,
+                n_best=n_best,
+                deadline=deadline,
             )
+        ended_early = "eos" if eos is not None and not past(deadline) else "time"
         results = []
         for i, hypotheses in enumerate(beams):
             for j, (ids, score) in enumerate(hypotheses):
-                reason = "length" if len(ids) >= limits[i] else "eos"
+                reason = "length" if len(ids) >= limits[i] else ended_early
                 results.append(
                     self._generation(prompts, i * n_best + j, n_best, ids, reason, score)
                 )

@@ -14,7 +14,7 @@ import torch
 from ..data.parallel import read_parallel
 from ..errors import UserError
 from ..tasks.translate import corpus_scores, encode_sources, read_data, translate_ids
-from .base import LoadedRun
+from .base import LoadedRun, deadline_after, per_input
 
 
 @dataclass
@@ -64,12 +64,15 @@ class TranslationRun(LoadedRun):
         *,
         beam: int | None = None,
         n_best: int = 1,
-        attention: bool = False,
+        attention: bool | Sequence[bool] = False,
         length_penalty: float | None = None,
+        time_limit: float | None = None,
         name: str = "input",
     ) -> list[Translation]:
         """Translate every sentence (one batched beam search; beam 1 is greedy; defaults from
-        the run's ``decode`` section). ``attention``: also the best hypothesis' attention."""
+        the run's ``decode`` section). ``attention`` (one for all, or one per sentence): also
+        the best hypothesis' attention. Decoding ends after ``time_limit`` seconds, with the
+        best hypotheses found by then."""
         sentences = [sentences] if isinstance(sentences, str) else list(sentences)
         decode = self.cfg.decode
         beam = beam or decode.beam_size
@@ -79,18 +82,22 @@ class TranslationRun(LoadedRun):
             if length_penalty < 0:
                 raise UserError("translate: length_penalty must be >= 0")
             decode = dataclasses.replace(decode, length_penalty=length_penalty)
+        attention = per_input(attention, len(sentences), "attention")
+        deadline = deadline_after(time_limit)
         sources = encode_sources(self.tokenizers.source, sentences, decode.max_source_length, name)
         with torch.inference_mode():
             results = translate_ids(
-                self.engine, self.tokenizers, sources, decode, self.device, beam, n_best
+                self.engine, self.tokenizers, sources, decode, self.device, beam, n_best, deadline
             )
         translations = []
-        for sentence, source, hypotheses in zip(sentences, sources, results, strict=True):
+        for sentence, source, hypotheses, wanted in zip(
+            sentences, sources, results, attention, strict=True
+        ):
             hyps = [
                 Hypothesis(self.tokenizers.target.decode(ids), score, ids)
                 for ids, score in hypotheses
             ]
-            matrix = self._attention(source, hyps[0].token_ids) if attention and hyps else None
+            matrix = self._attention(source, hyps[0].token_ids) if wanted and hyps else None
             translations.append(Translation(sentence, hyps, matrix))
         return translations
 

@@ -131,11 +131,13 @@ def translate_ids(
     device: torch.device,
     beam_size: int | None = None,
     n_best: int = 1,
+    deadline: float | None = None,
 ) -> list[list[tuple[list[int], float]]]:
     """Beam search (beam 1: greedy) for every source, in input order: the ``n_best`` best
     (target ids without ``<eos>``, score) each. Outputs stop at ``max_length_ratio`` x the
-    source length + 10 tokens. ``model``: a ``Seq2Seq`` in eval mode, or any engine with its
-    ``start`` and ``search_step`` (``api.engine``)."""
+    source length + 10 tokens, or where the ``time.monotonic()`` ``deadline`` passes.
+    ``model``: a ``Seq2Seq`` in eval mode, or any engine with its ``start`` and
+    ``search_step`` (``api.engine``)."""
     source_vocab, target_vocab = tokenizers.source.vocab, tokenizers.target.vocab
     results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
     batches = source_batches(
@@ -156,6 +158,7 @@ def translate_ids(
             n_best=n_best,
             block_ngram_repeat=decode.block_ngram_repeat,
             batch_dim=0,
+            deadline=deadline,
         )
         for index, hypotheses in zip(indices, beams, strict=True):
             results[index] = hypotheses
