@@ -103,12 +103,16 @@ def sample_next(
     """One token per row: logits (N, V) -> (N,) long.
 
     Draws from ``softmax(filter_logits(logits / temperature))``; temperature < 1 sharpens the
-    distribution, > 1 flattens it, and 0 is its limit, greedy decoding (argmax).
+    distribution, > 1 flattens it, and 0 is its limit, greedy decoding (argmax), as is any
+    temperature too small for the logits' dtype. The logits are shifted by their maximum first
+    (softmax does not change): at a tiny temperature the others then fall to -inf, where the
+    unshifted quotient would overflow to inf - inf = nan.
     """
     _check_sampling(temperature, top_k, top_p)
-    if temperature == 0:
+    if temperature < torch.finfo(logits.dtype).tiny:
         return logits.argmax(dim=-1)
-    probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)  # (N, V)
+    shifted = logits - logits.max(dim=-1, keepdim=True).values  # (N, V), at most 0
+    probs = filter_logits(shifted / temperature, top_k, top_p).softmax(dim=-1)  # (N, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 

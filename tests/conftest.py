@@ -7,14 +7,22 @@ variables let ``benchmarks/toy_margins.py`` measure how far above their threshol
 Neither changes what a test asserts. The thread count is the environment's (OMP_NUM_THREADS).
 
 Small trained runs, one per task, for the tests of ``rnnkit.load`` and ``rnnkit serve``:
-``LM_RUN`` (committed), ``reverse_run``, and ``labelled_runs`` (classify, tag).
+``LM_RUN`` (committed), ``reverse_run``, and ``labelled_runs`` (classify, tag); and
+``serve_process``, a real ``rnnkit serve`` on a free 127.0.0.1 port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +92,50 @@ def labelled_runs(tmp_path_factory) -> tuple[Path, Path]:
         tmp / "t", "task=tag", f"data.train={tmp / 'tag.txt'}", "model.char_features=true", *small
     )
     return classify, tag
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served(typing.NamedTuple):
+    process: subprocess.Popen
+    url: str  # http://127.0.0.1:PORT
+    log: Callable[[], str]  # what the process has written so far (stdout and stderr)
+
+
+@contextlib.contextmanager
+def serve_process(*args: str) -> Iterator[Served]:
+    """``rnnkit serve ARGS`` on a free port, once ``/health`` answers. Its output goes to a file
+    (a pipe nobody reads would fill and stall the server). Killed on the way out if running."""
+    import httpx
+
+    port = free_port()
+    output = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit.cli", "serve", *args, "--port", str(port)],
+        stdout=output, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+    def log() -> str:
+        output.seek(0)
+        return output.read()
+
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log()
+            assert time.monotonic() < deadline, "rnnkit serve did not answer /health in 60 s"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield Served(process, url, log)
+    finally:
+        process.kill()
+        process.wait()
+        output.close()

@@ -205,6 +205,16 @@ def test_temperature_zero_is_argmax():
     assert torch.equal(sample_next(logits, temperature=0.0), logits.argmax(-1))
 
 
+@pytest.mark.parametrize("temperature", [2.2250738585072014e-308, 1e-30])
+def test_a_tiny_temperature_is_argmax_not_nan(temperature):
+    """logits / 1e-308 overflows to inf; unshifted, softmax(inf - inf) was nan (found by the
+    server's fuzz test)."""
+    logits = 30 * torch.randn(6, 9, generator=torch.Generator().manual_seed(0))
+    for top_k, top_p in [(0, 1.0), (3, 0.9)]:
+        drawn = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+        assert torch.equal(drawn, logits.argmax(-1))
+
+
 # --- sample, greedy ----------------------------------------------------------------------------
 
 

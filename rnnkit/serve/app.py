@@ -16,6 +16,7 @@ and the call it makes to the run's ``rnnkit.load`` methods (``runners``).
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import secrets
 import time
@@ -37,7 +38,7 @@ from . import schemas
 from .batcher import Batcher, Busy, Job
 from .limits import Limits
 from .middleware import AccessLog, BodyLimit
-from .runners import RUNNERS, batch_key, rows_of
+from .runners import RUNNERS, batch_key
 
 ENDPOINT_TASKS = {
     "generate": ("lm",),
@@ -59,8 +60,18 @@ ERRORS = {
 STREAM_DOC = (
     'With "stream": true: Server-Sent Events, one `token` event per step, '
     '`data: {"index", "text"}`, then one `done` event per row, '
-    '`data: {"index", "finish_reason", "text", "tokens"}`.'
+    '`data: {"index", "finish_reason", "text", "completion", "tokens"}`.'
 )
+
+
+SSE_EVENT = {  # one event of the stream
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["token", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 class ApiError(Exception):
@@ -88,7 +99,8 @@ def create_app(runs: dict[str, Any], limits: Limits | None = None, api_key: str 
     names: dict[str, list[str]] = {}
     for name, run in runs.items():
         names.setdefault(run.task, []).append(name)
-    requests = schemas.request_models(limits, names)
+    sources = [r.cfg.decode.max_source_length - 1 for r in runs.values() if r.task == "translate"]
+    requests = schemas.request_models(limits, names, min(sources, default=None))
     batchers: dict[str, Batcher] = {}
 
     @contextlib.asynccontextmanager
@@ -113,8 +125,6 @@ def create_app(runs: dict[str, Any], limits: Limits | None = None, api_key: str 
     def authorized(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        if api_key is None:
-            return
         given = credentials.credentials if credentials else ""
         if not secrets.compare_digest(given.encode(), api_key.encode()):
             raise ApiError(
@@ -132,27 +142,22 @@ def create_app(runs: dict[str, Any], limits: Limits | None = None, api_key: str 
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            e.status_code, "http_error"
+        )
         return error_response(e.status_code, code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
     async def defect(request: Request, e: Exception):
         return error_response(500, "internal_error", f"{type(e).__name__}: {e}")
 
-    def pick(endpoint: str, model: str | None) -> str:
-        served = [n for t in ENDPOINT_TASKS[endpoint] for n in names.get(t, [])]
-        if model is None:
-            if len(served) != 1:
-                raise ApiError(422, "validation_error", f"model: name one of {served}")
-            return served[0]
-        return model
-
     async def submit(endpoint: str, request: Any) -> Job:
-        name = pick(endpoint, request.model)
+        served = [n for t in ENDPOINT_TASKS[endpoint] for n in names.get(t, [])]
+        name = request.model or served[0]  # the schema lets it out only when there is one
         job = Job(
             batch_key(endpoint, request),
             request,
-            rows_of(endpoint, request),
+            len(request.inputs()) * request.rows_per_input(),
             time.monotonic() + limits.decode_share,
             asyncio.get_running_loop(),
             events=asyncio.Queue() if getattr(request, "stream", False) else None,
@@ -178,7 +183,7 @@ def create_app(runs: dict[str, Any], limits: Limits | None = None, api_key: str 
         body = {"model": job.request.model, **body}
         return JSONResponse(body, headers={"X-Batch-Size": str(job.batch_size)})
 
-    secured = [Depends(authorized)]
+    secured = [Depends(authorized)] if api_key is not None else []
 
     @app.get("/health", response_model=schemas.Health)
     async def health() -> dict[str, Any]:
@@ -187,7 +192,8 @@ def create_app(runs: dict[str, Any], limits: Limits | None = None, api_key: str 
     @app.get("/v1/models", response_model=schemas.ModelList, dependencies=secured,
              responses={401: ERRORS[401]})  # fmt: skip
     async def models() -> dict[str, Any]:
-        return {"models": [{"name": n, **run.describe()} for n, run in runs.items()]}
+        listed = [{"name": n, **run.describe()} for n, run in runs.items()]
+        return {"models": listed, "limits": dataclasses.asdict(limits)}
 
     if "generate" in requests:
         Generate = requests["generate"]
@@ -197,7 +203,7 @@ def create_app(runs: dict[str, Any], limits: Limits | None = None, api_key: str 
             response_model=schemas.GenerateResponse,
             dependencies=secured,
             responses={
-                200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
                       "description": STREAM_DOC},
                 **ERRORS,
             },

@@ -27,21 +27,15 @@ def batch_key(endpoint: str, request: Any) -> Hashable:
     return (endpoint,)
 
 
-def rows_of(endpoint: str, request: Any) -> int:
-    """How many model rows a request adds to a batch."""
-    n = len(request.inputs())
-    return n * request.num_samples if endpoint == "generate" else n
-
-
 def time_left(jobs: Sequence[Job]) -> float:
     return max(min(j.deadline for j in jobs) - time.monotonic(), 1e-3)
 
 
-def split(items: Sequence[Any], jobs: Sequence[Job], per_input: int = 1) -> list[list[Any]]:
-    """``items`` in the jobs' order, cut into one slice per job."""
+def split(items: Sequence[Any], jobs: Sequence[Job]) -> list[list[Any]]:
+    """``items`` (``rows_per_input`` per input) in the jobs' order, cut into one slice per job."""
     slices, start = [], 0
     for job in jobs:
-        end = start + len(job.request.inputs()) * per_input
+        end = start + job.size
         slices.append(list(items[start:end]))
         start = end
     return slices
@@ -72,15 +66,22 @@ def generate(run: Any, jobs: list[Job]) -> None:
         stop_at_eos=first.stop_at_eos,
         time_limit=time_left(jobs),
     )
-    if first.stream:
+    if first.stream and first.beam == 1:
         stream(run, jobs, options)
         return
     generations = run.generate(joined(jobs), beam=first.beam, **options)
-    for job, mine in zip(jobs, split(generations, jobs, first.num_samples), strict=True):
+    for job, mine in zip(jobs, split(generations, jobs), strict=True):
         offset = mine[0].prompt_index if mine else 0
         for g in mine:
             g.prompt_index -= offset
-        job.finish({"generations": as_dicts(mine)})
+        if job.events is None:
+            job.finish({"generations": as_dicts(mine)})
+            continue
+        for index, g in enumerate(mine):  # a beam's text is known only at the end
+            job.emit("token", {"index": index, "text": g.completion})
+            job.emit("done", {"index": index, "finish_reason": g.finish_reason, "text": g.text,
+                              "completion": g.completion, "tokens": len(g.token_ids)})  # fmt: skip
+        job.finish({})
 
 
 class GoneRows:
@@ -95,7 +96,7 @@ class GoneRows:
 
 def stream(run: Any, jobs: list[Job], options: dict[str, Any]) -> None:
     """Sampling, each step's tokens sent to their requests as ``token`` events; each row ends
-    with a ``done`` event (its finish reason, whole text and token count)."""
+    with a ``done`` event (its finish reason, whole text, completion and token count)."""
     prompts, k = joined(jobs), options["num_samples"]
     owners = [job for job in jobs for _ in job.request.inputs() for _ in range(k)]
     first_row = {id(job): owners.index(job) for job in jobs}
@@ -115,7 +116,7 @@ def stream(run: Any, jobs: list[Job], options: dict[str, Any]) -> None:
                 text = run.join(prompts[r // k], texts[r])
                 job.emit(
                     "done", {"index": index, "finish_reason": reason, "text": text,
-                             "tokens": counts[r]}
+                             "completion": texts[r], "tokens": counts[r]}
                 )  # fmt: skip
     for job in jobs:
         job.finish({})
@@ -128,10 +129,11 @@ def score(run: Any, jobs: list[Job]) -> None:
 
 def translate(run: Any, jobs: list[Job]) -> None:
     first = jobs[0].request
+    beam = first.beam or run.cfg.decode.beam_size
     translations = run.translate(
         joined(jobs),
-        beam=first.beam,
-        n_best=first.n_best,
+        beam=beam,
+        n_best=min(first.n_best, beam),
         attention=joined(jobs, "attention"),
         length_penalty=first.length_penalty,
         time_limit=time_left(jobs),

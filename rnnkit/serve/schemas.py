@@ -4,14 +4,49 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
 
 from .limits import Limits
 
-SEED_MAX = 2**63 - 1
+SEED_MAX = 2**53  # the largest integer every JSON reader (JavaScript's included) keeps exact
+# A character Python's str.split() does not split at (str.isspace), spelled out: JSON Schema's
+# \S (ECMA-262) and Python's disagree on \x1c-\x1f, \x85 and others.
+NOT_A_SPACE = (
+    "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
 
 
-class Strict(BaseModel):
+def json_number(value: Any) -> Any:
+    """Numbers are JSON numbers: not ``true``, not ``"4"`` (4.0 is the integer 4, as in JSON
+    Schema)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return value
+
+
+def Int(**bounds: Any) -> Any:
+    """An integer field within ``bounds`` (``ge``, ``le``), written so that the schema says so."""
+    return Annotated[int, Field(**bounds), BeforeValidator(json_number)]
+
+
+def Float(**bounds: Any) -> Any:
+    return Annotated[float, Field(**bounds), Strict()]
+
+
+Bool = Annotated[bool, Strict()]
+
+
+class Closed(BaseModel):
+    """No unknown keys, no NaN or infinity, and no type coercion beyond JSON Schema's."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -45,6 +80,7 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    limits: dict[str, float] = Field(description="the server's caps (rnnkit serve --help)")
 
 
 class GenerationOut(BaseModel):
@@ -117,78 +153,96 @@ class PredictResponse(BaseModel):
 
 
 # -- requests, shaped by the limits and the served models ------------------------------------
-def request_models(limits: Limits, names: dict[str, list[str]]) -> dict[str, type[BaseModel]]:
+def one_of(*names: str) -> ConfigDict:
+    """A body that must hold exactly one of these fields, said in the schema itself."""
+    return ConfigDict(json_schema_extra={"oneOf": [{"required": [n]} for n in names]})
+
+
+def request_models(
+    limits: Limits, names: dict[str, list[str]], source_chars: int | None = None
+) -> dict[str, type[BaseModel]]:
     """The request body of each endpoint whose task has a served run: ``{"generate": ...}``.
-    ``names``: the served runs' names per task."""
+    ``names``: the served runs' names per task; ``source_chars``: the longest sentence every
+    served translation run takes (a token has at least one character, so a sentence of at most
+    ``decode.max_source_length`` - 1 characters always fits)."""
     Text = Annotated[str, StringConstraints(max_length=limits.input_chars)]
     Texts = Annotated[list[Text], Field(min_length=1, max_length=limits.inputs)]
-    Beam = Annotated[int, Field(ge=1, le=limits.beam)]
+    # What is scored or labelled holds at least one token: a character that is not a space.
+    Worded = Annotated[str, StringConstraints(max_length=limits.input_chars, pattern=NOT_A_SPACE)]
+    Passages = Annotated[list[Worded], Field(min_length=1, max_length=limits.inputs)]
+    Beam = Int(ge=1, le=limits.beam)
 
     def model_name(*tasks: str) -> Any:
+        """The ``model`` field: one of the runs served for these tasks; optional if only one."""
         served = tuple(n for t in tasks for n in names.get(t, []))
-        return Literal[served] | None  # type: ignore[valid-type]
+        if len(served) == 1:
+            return Annotated[Literal[served] | None, Field(None, description="the only run")]
+        return Annotated[Literal[served], Field(description="the run to use")]
 
-    class Body(Strict):
+    class Body(Closed):
         model: Any = None
 
         def inputs(self) -> list[str]:
             raise NotImplementedError
 
+        def rows_per_input(self) -> int:
+            return 1
+
     models: dict[str, type[BaseModel]] = {}
     if names.get("lm"):
 
         class GenerateRequest(Body):
-            model: model_name("lm") = Field(None, description="may be left out with one lm run")
-            prompt: Text | None = None
-            prompts: Texts | None = None
-            max_new_tokens: Annotated[int, Field(ge=1, le=limits.max_new_tokens)] = min(
-                100, limits.max_new_tokens
-            )
-            temperature: Annotated[float, Field(ge=0, le=100, description="0: greedy")] = 1.0
-            top_k: Annotated[int, Field(ge=0, le=1_000_000, description="0: off")] = 0
-            top_p: Annotated[float, Field(gt=0, le=1, description="1: off")] = 1.0
-            seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = None
-            num_samples: Annotated[int, Field(ge=1, le=limits.num_samples)] = 1
+            """``prompt`` or ``prompts``. With ``beam`` > 1: beam search, the
+            min(num_samples, beam) best beams of each prompt (a stream then sends each row's
+            text in one ``token`` event, then ``done``)."""
+
+            model_config = one_of("prompt", "prompts")
+            model: model_name("lm")
+            prompt: Text = None
+            prompts: Texts = None
+            max_new_tokens: Int(ge=1, le=limits.max_new_tokens) = min(100, limits.max_new_tokens)
+            temperature: Float(ge=0, le=100, description="0: greedy") = 1.0
+            top_k: Int(ge=0, le=1_000_000, description="0: off") = 0
+            top_p: Float(gt=0, le=1, description="1: off") = 1.0
+            seed: Int(ge=0, le=SEED_MAX) | None = None
+            num_samples: Int(ge=1, le=limits.num_samples) = 1
             beam: Beam = 1
-            stop_at_eos: bool = False
-            stream: bool = Field(False, description="answer with Server-Sent Events")
+            stop_at_eos: Bool = False
+            stream: Bool = Field(False, description="answer with Server-Sent Events")
 
             @model_validator(mode="after")
             def one_kind_of_prompt(self):
                 if (self.prompt is None) == (self.prompts is None):
                     raise ValueError("give prompt or prompts, not both and not neither")
-                if len(self.inputs()) * self.num_samples > limits.inputs:
-                    raise ValueError(f"prompts x num_samples: at most {limits.inputs}")
-                if self.beam > 1 and (self.stream or self.num_samples > self.beam):
-                    raise ValueError("beam search: no stream, and num_samples <= beam")
                 return self
 
             def inputs(self) -> list[str]:
                 return [self.prompt] if self.prompt is not None else list(self.prompts)
 
+            def rows_per_input(self) -> int:
+                return min(self.num_samples, self.beam) if self.beam > 1 else self.num_samples
+
         class ScoreRequest(Body):
-            model: model_name("lm") = None
-            texts: Texts
+            model: model_name("lm")
+            texts: Passages
 
             def inputs(self) -> list[str]:
                 return self.texts
 
         models["generate"], models["score"] = GenerateRequest, ScoreRequest
     if names.get("translate"):
+        chars = min(limits.input_chars, source_chars or limits.input_chars)
+        Source = Annotated[str, StringConstraints(max_length=chars)]
 
         class TranslateRequest(Body):
-            model: model_name("translate") = None
-            sentences: Texts
-            beam: Beam | None = Field(None, description="default: the run's decode.beam_size")
-            n_best: Beam = 1
-            attention: bool = False
-            length_penalty: Annotated[float, Field(ge=0, le=10)] | None = None
+            """The n best of each sentence (at most the beam), best first."""
 
-            @model_validator(mode="after")
-            def n_best_within_beam(self):
-                if self.beam is not None and self.n_best > self.beam:
-                    raise ValueError("n_best: at most the beam")
-                return self
+            model: model_name("translate")
+            sentences: Annotated[list[Source], Field(min_length=1, max_length=limits.inputs)]
+            beam: Beam | None = Field(None, description="default: the run's decode.beam_size")
+            n_best: Beam = Field(1, description="at most the beam")
+            attention: Bool = False
+            length_penalty: Float(ge=0, le=10) | None = None
 
             def inputs(self) -> list[str]:
                 return self.sentences
@@ -197,9 +251,12 @@ def request_models(limits: Limits, names: dict[str, list[str]]) -> dict[str, typ
     if names.get("classify") or names.get("tag"):
 
         class PredictRequest(Body):
-            model: model_name("classify", "tag") = None
-            texts: Texts | None = Field(None, description="classify (or tag: split at spaces)")
-            sentences: Texts | None = Field(None, description="tag (or classify)")
+            """``texts`` or ``sentences`` (the same: tag splits them at spaces)."""
+
+            model_config = one_of("texts", "sentences")
+            model: model_name("classify", "tag")
+            texts: Passages = None
+            sentences: Passages = None
 
             @model_validator(mode="after")
             def one_kind_of_input(self):

@@ -1,13 +1,16 @@
 """The ``rnnkit serve`` process: load each run once, then uvicorn on 127.0.0.1 by default.
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and lets the requests in flight
-finish, streams included, for up to the time limit plus a few seconds, then exits 0.
+finish, streams included, for up to the time limit plus a few seconds; after SIGTERM the
+process then exits 0 (uvicorn re-raises the signal once drained, to the handler it found:
+ours, which lets ``serve`` return).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 from ..errors import UserError
@@ -52,6 +55,7 @@ def serve(
     for name, path in named_runs(specs).items():
         logging.getLogger("rnnkit.serve").info("serving %s (%s) from %s", name,
                                                runs[name].task, path)  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: None)  # drained: return, and exit 0
     uvicorn.run(
         app,
         host=host,
