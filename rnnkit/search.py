@@ -220,6 +220,7 @@ def sample(
     top_p: float = 1.0,
     eos: int | None = None,
     generator: torch.Generator | None = None,
+    batch_dim: int = 1,
 ) -> list[list[int]]:
     """N samples of at most ``max_tokens`` tokens each, ``eos`` excluded, all rows with one
     setting and one ``generator`` (``sample_stream`` gives each row its own).
@@ -232,7 +233,7 @@ def sample(
     setting = Sampling(temperature, top_k, top_p, generator)
     rows = [setting] * first_logits.shape[0]
     outputs: list[list[int]] = [[] for _ in rows]
-    steps = sample_stream(step_fn, first_logits, state, max_tokens, rows, eos)
+    steps = sample_stream(step_fn, first_logits, state, max_tokens, rows, eos, batch_dim=batch_dim)
     for tokens, alive, _ in progress(steps, total=max_tokens, desc="sample"):
         for r in alive.nonzero().flatten().tolist():
             outputs[r].append(int(tokens[r]))
@@ -240,13 +241,21 @@ def sample(
 
 
 def greedy(
-    step_fn: StepFn, first_logits: Tensor, state: State, max_tokens: int, eos: int | None = None
+    step_fn: StepFn,
+    first_logits: Tensor,
+    state: State,
+    max_tokens: int,
+    eos: int | None = None,
+    batch_dim: int = 1,
 ) -> list[list[int]]:
     """The most probable next token at every step: ``sample`` at temperature 0.
 
-    first_logits: (N, V); returns N token lists, ``eos`` excluded.
+    first_logits: (N, V); returns N token lists, ``eos`` excluded; state: N rows at
+    ``batch_dim`` (rows that end leave the batch).
     """
-    return sample(step_fn, first_logits, state, max_tokens, temperature=0.0, eos=eos)
+    return sample(
+        step_fn, first_logits, state, max_tokens, temperature=0.0, eos=eos, batch_dim=batch_dim
+    )
 
 
 def gnmt_length_penalty(length: int, alpha: float) -> float:

@@ -120,7 +120,7 @@ def test_beam_one_equals_greedy():
     m = model()
     source, lengths, _ = batch()
     first, state = m.start(source, lengths, BOS)
-    expected = greedy(m.search_step, first, state, 8, eos=EOS)
+    expected = greedy(m.search_step, first, state, 8, eos=EOS, batch_dim=0)
     beams = beam_search(m.search_step, first, state, 1, 8, eos=EOS, batch_dim=0)
     assert [b[0][0] for b in beams] == expected
 
