@@ -1,6 +1,7 @@
 # make demo         set up a virtual environment from nothing, then train the built-in demo
 # make test         set up, then run the test suite
 # make test-matrix  the toy-training tests under three CPU kernel settings x 1 and 2 threads
+# make test-onnx    the ONNX export parity of every task x cell variant (also part of make test)
 # make lint         ruff (rules and line length in pyproject.toml)
 # make bench        set up, then run the benchmarks (slow; prints tables)
 VENV   ?= .venv
@@ -14,7 +15,7 @@ CPU_default = ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_
 CPU        ?= native
 THREADS    ?= 2
 
-.PHONY: setup demo test test-cpu test-matrix lint bench clean
+.PHONY: setup demo test test-cpu test-matrix test-onnx lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +41,9 @@ test-matrix: setup
 	@for cpu in native avx2 default; do for threads in 1 2; do \
 	  $(MAKE) --no-print-directory test-cpu CPU=$$cpu THREADS=$$threads || exit 1; \
 	done; done
+
+test-onnx: setup
+	$(PY) -m pytest -q -m onnx_matrix
 
 lint: setup
 	$(VENV)/bin/ruff check .

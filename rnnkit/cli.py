@@ -12,6 +12,8 @@
     torchrun --nproc_per_node=2 -m rnnkit.cli train cfg.yaml     # DDP, one process per core/GPU
     rnnkit diagnose gradients configs/adding.yaml --cells rnn-tanh lstm gru [--run RUN] --out DIR
     rnnkit diagnose grad-norm RUN [--out PNG]               # loss and gradient norm per step
+    rnnkit serve RUN [NAME=RUN ...] [--port 8000]           # HTTP API and web page
+    rnnkit export RUN --format onnx --out DIR               # ONNX graphs and manifest.json
 
 Bad input (a config key, a command-line argument, a data file) ends in one line,
 ``rnnkit: error: <what and where>``, and exit status 2. Long commands draw a tqdm progress bar on
@@ -347,6 +349,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.runs, args.host, args.port, limits, args.api_key, args.device)
 
 
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a trained run as ONNX graphs and a manifest")
+    p.add_argument("run", help="a run directory")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", required=True, help="the export folder (written whole or not at all)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import rnnkit
+
+    try:
+        from .export.onnx_export import export_onnx
+    except ImportError as e:
+        raise UserError(f"export: {e.name} is missing: pip install 'rnnkit[onnx]'") from None
+    out = export_onnx(rnnkit.load(args.run), args.out, args.overwrite)
+    for path in sorted(out.iterdir()):
+        if path.is_file():
+            print(f"{path}\t{path.stat().st_size} bytes")
+
+
 def add_diagnose(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "diagnose", help="gradient flow through time, W_hh spectra, gradient norm per step"
@@ -411,6 +434,7 @@ COMMANDS = {
     "predict": (add_predict, cmd_predict),
     "diagnose": (add_diagnose, cmd_diagnose),
     "serve": (add_serve, cmd_serve),
+    "export": (add_export, cmd_export),
 }
 
 

@@ -16,22 +16,30 @@ GRU, hard-sigmoid      ``activations=[HardSigmoid, Tanh]``, alpha 0.2, beta 0.5
 Both forms of the GRU update agree: ONNX's ``h_t = (1 - z) * h~ + z * h_{t-1}`` is
 ``cells.GRUStep``'s. An LSTM projection (``proj_size``) has no ONNX form and is refused.
 
-``recurrent_nodes(layer, ...)`` returns the nodes and initializers that compute the layer on
-a graph value x (T, B, I) with lengths (B,) int32 and an initial state (L*D, B, H), giving
-y (T, B, D*H) (zeros past each length, as a packed sequence gives) and the final states
-(L*D, B, H), as torch's layer returns them.
+``recurrent_nodes(graph, layer, ...)`` adds the ops that compute the layer on a graph value
+x (T, B, I) with lengths (B,) int32 and an initial state (L*D, B, H), giving y (T, B, D*H)
+(zeros past each length, as a packed sequence gives) and the final states (L*D, B, H), as
+torch's layer returns them. ``graph`` is a ``Graph`` (``onnx.helper``: ``layer_model`` writes a
+layer alone) or a ``SymbolicGraph`` (inside ``torch.onnx.export``): one code path for both.
+``native_recurrent(model)`` makes every recurrent layer of a model export as these ops, so
+that the rest of the model (embeddings, attention, output layers) is traced by torch.onnx.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import onnx
 import torch
 from onnx import NodeProto, TensorProto, helper, numpy_helper
+from torch import Tensor
 
 from ..errors import UserError
+from ..nn.layers import RecurrentLayer
 
 # torch's gate order -> ONNX's, as chunk indices of the stacked weights.
 GATE_ORDER = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
@@ -58,6 +66,25 @@ class Graph:
         names = [self.name(op_type.lower()) for _ in range(outputs)]
         self.nodes.append(helper.make_node(op_type, inputs, names, **attrs))
         return names
+
+
+class SymbolicGraph:
+    """``Graph``'s two calls on a ``torch.onnx`` symbolic context ``g``."""
+
+    def __init__(self, g: Any) -> None:
+        self.g = g
+
+    def constant(self, hint: str, value: np.ndarray) -> Any:
+        return self.g.op("Constant", value_t=torch.from_numpy(np.ascontiguousarray(value)))
+
+    def op(self, op_type: str, inputs: list[Any], outputs: int = 1, **attrs: Any) -> list[Any]:
+        suffix = {int: "_i", float: "_f", str: "_s"}
+        named = {}
+        for key, value in attrs.items():
+            first = value[0] if isinstance(value, list) else value
+            named[key + suffix[type(first)]] = value
+        result = self.g.op(op_type, *inputs, outputs=outputs, **named)
+        return list(result) if outputs > 1 else [result]
 
 
 def kind_of(layer: torch.nn.RNNBase) -> str:
@@ -110,8 +137,6 @@ def direction_weights(
 def check_exportable(layer: torch.nn.RNNBase) -> None:
     if getattr(layer, "proj_size", 0):
         raise UserError("export: an LSTM with proj_size has no ONNX form (no projection input)")
-    if layer.batch_first:
-        raise UserError("export: give the layer time-major (batch_first=False) to the exporter")
 
 
 def recurrent_nodes(
@@ -120,6 +145,8 @@ def recurrent_nodes(
     """Add ``layer`` on x (T, B, I), lengths (B,) int32, h0 (and c0 for an LSTM), each
     (L*D, B, H), to ``graph``: -> y (T, B, D*H), h_n (L*D, B, H), c_n or None."""
     check_exportable(layer)
+    if isinstance(graph, Graph) and layer.batch_first:
+        raise UserError("export: layer_model takes a time-major layer (batch_first=False)")
     kind, directions, hidden = kind_of(layer), 1 + layer.bidirectional, layer.hidden_size
     names, alphas, betas = activations(layer)
     attrs = dict(
@@ -152,7 +179,7 @@ def recurrent_nodes(
         if kind == "LSTM":
             cs.append(outputs[2])
         (y,) = graph.op("Transpose", [y], perm=[0, 2, 1, 3])  # (T, B, D, H)
-        shape = graph.constant("shape", np.array([0, 0, directions * hidden]))
+        shape = graph.constant("shape", np.array([0, 0, -1]))
         (x,) = graph.op("Reshape", [y, shape])  # (T, B, D*H), the next layer's input
     (h_n,) = graph.op("Concat", hs, axis=0) if len(hs) > 1 else hs
     c_n = None
@@ -194,3 +221,72 @@ def layer_model(layer: torch.nn.RNNBase) -> onnx.ModelProto:
     )
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+LAYERS: dict[int, torch.nn.RNNBase] = {}  # the layers being exported, by id (see NativeOp)
+
+
+class NativeOp(torch.autograd.Function):
+    """A recurrent layer on x (T, B, I), lengths (B,) int32, h0, c0 (L*D, B, H), time-major:
+    ``forward`` runs the layer (for the tracer's shapes), ``symbolic`` writes the native ops."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, lengths: Tensor, h0: Tensor, c0: Tensor, key: int):
+        layer = LAYERS[key]
+        lstm = kind_of(layer) == "LSTM"
+        inputs = x.transpose(0, 1) if layer.batch_first else x
+        hx = (h0, c0) if lstm else h0
+        forward = type(layer).forward  # the class's, not the export's
+        if isinstance(layer, RecurrentLayer):
+            y, hidden = forward(layer, inputs, hx, lengths=lengths.long())
+        else:  # torch's own layer: the shapes are all the tracer needs
+            y, hidden = forward(layer, inputs, hx)
+        y = y.transpose(0, 1) if layer.batch_first else y
+        h_n, c_n = hidden if lstm else (hidden, hidden)  # c_n: unused without an LSTM
+        return y.contiguous(), h_n.clone(), c_n.clone()  # new tensors, not views of others
+
+    @staticmethod
+    def symbolic(g, x, lengths, h0, c0, key: int):
+        layer = LAYERS[key]
+        y, h_n, c_n = recurrent_nodes(
+            SymbolicGraph(g), layer, x, lengths, h0, c0 if kind_of(layer) == "LSTM" else None
+        )
+        return y, h_n, c_n if c_n is not None else h_n
+
+
+def native_forward(layer: torch.nn.RNNBase):
+    """A forward for ``layer`` (same arguments and results) that exports as native ops; no
+    lengths means every sequence is whole, no state means zeros."""
+
+    def forward(input: Tensor, hx: Any = None, lengths: Tensor | None = None):
+        x = input.transpose(0, 1) if layer.batch_first else input  # (T, B, I)
+        steps, batch = x.shape[0], x.shape[1]
+        states = layer.num_layers * (1 + layer.bidirectional)
+        lstm = kind_of(layer) == "LSTM"
+        if hx is None:
+            zeros = x.new_zeros(states, batch, layer.hidden_size)
+            hx = (zeros, zeros) if lstm else zeros
+        h0, c0 = hx if lstm else (hx, hx.new_zeros(1))  # two inputs, never one tensor twice
+        if lengths is None:
+            lengths = torch.full((batch,), steps, dtype=torch.int32, device=x.device)
+        y, h_n, c_n = NativeOp.apply(x, lengths.int(), h0, c0, id(layer))
+        y = y.transpose(0, 1) if layer.batch_first else y
+        return y, ((h_n, c_n) if lstm else h_n)
+
+    return forward
+
+
+@contextlib.contextmanager
+def native_recurrent(model: torch.nn.Module) -> Iterator[None]:
+    """Within it, every recurrent layer of ``model`` exports as ONNX's native ops."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+    for layer in layers:
+        check_exportable(layer)
+        LAYERS[id(layer)] = layer
+        layer.forward = native_forward(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward  # back to the class's
+            LAYERS.pop(id(layer), None)
