@@ -15,11 +15,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-def load(path: str | Path, device: str = "cpu") -> Any:
-    """A trained run, ready to use: see ``rnnkit.api``."""
+def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> Any:
+    """A trained run (or an export folder), ready to use: see ``rnnkit.api``."""
     from .api import load as load_run
 
-    return load_run(path, device)
+    return load_run(path, device, engine)
 
 
 def train(cfg: Any, **options: Any) -> dict[str, Any]:

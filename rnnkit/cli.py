@@ -63,6 +63,13 @@ def number(kind: type, at_least: float, at_most: float | None = None) -> typing.
 COUNT = number(int, 1)
 
 
+def add_runtime(p: argparse.ArgumentParser) -> None:
+    """Where a loaded run runs: --device, and --engine (an export folder is onnxruntime's)."""
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--engine", choices=["auto", "torch", "onnxruntime"], default="auto",
+                   help="auto: onnxruntime for an export folder, PyTorch for a run")  # fmt: skip
+
+
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (or resume a run)")
     p.add_argument("config", nargs="?", help="YAML config file")
@@ -112,13 +119,13 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="translation: beam size (default: decode.beam_size)",
     )
-    p.add_argument("--device", default="cpu")
+    add_runtime(p)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import rnnkit
 
-    run = rnnkit.load(args.run, args.device)
+    run = rnnkit.load(args.run, args.device, args.engine)
     options: dict[str, object] = {"split": args.split}
     given = {"data": args.data, "source": args.src, "reference": args.ref, "beam": args.beam}
     options |= {key: value for key, value in given.items() if value is not None}
@@ -171,13 +178,13 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="one text (classify) or one whitespace-tokenized sentence (tag) per line "
         "(default: standard input)",
     )
-    p.add_argument("--device", default="cpu")
+    add_runtime(p)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     import rnnkit
 
-    run = rnnkit.load(args.run, args.device)
+    run = rnnkit.load(args.run, args.device, args.engine)
     if not hasattr(run, "predict"):
         raise UserError(f"{args.run}: a {run.task} run; predict needs a classify or tag run")
     for result in run.predict(read_input(args.input), name=args.input or "stdin"):
@@ -208,7 +215,7 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--attention-plot", metavar="DIR", help="write one attention heatmap PNG per line here"
     )
-    p.add_argument("--device", default="cpu")
+    add_runtime(p)
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
@@ -218,7 +225,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
 
     from .plots import attention_heatmap
 
-    run = require(rnnkit.load(args.run, args.device), "translate")
+    run = require(rnnkit.load(args.run, args.device, args.engine), "translate")
     name = args.input or "stdin"
     plots = args.attention_plot is not None
     translations = run.translate(
@@ -261,13 +268,13 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=COUNT, default=1, help="beam size (> 1: beam search)")
     p.add_argument("--num-samples", type=COUNT, default=1)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="cpu")
+    add_runtime(p)
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     import rnnkit
 
-    run = require(rnnkit.load(args.run, args.device), "generate")
+    run = require(rnnkit.load(args.run, args.device, args.engine), "generate")
     generations = run.generate(
         args.prompt,
         max_new_tokens=args.max_new_tokens,

@@ -208,3 +208,74 @@ def matrix_run(task: str, settings: list[str], tmp: Path) -> Path:
 def test_every_variant_exports_and_onnxruntime_agrees(task, settings, tmp_path):
     run = matrix_run(task, settings, tmp_path)
     assert exported_error(run, tmp_path / "out") <= 1.0
+
+
+# -- decoding through onnxruntime: rnnkit.load(EXPORT_DIR), the CLI, the server --------------
+@pytest.fixture(scope="module")
+def exports(reverse_run, labelled_runs, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """(run, its export) per task."""
+    tmp = tmp_path_factory.mktemp("exports")
+    runs = {"lm": LM_RUN, "translate": reverse_run, "classify": labelled_runs[0],
+            "tag": labelled_runs[1]}  # fmt: skip
+    return {task: (run, export_onnx(rnnkit.load(run), tmp / task)) for task, run in runs.items()}
+
+
+def test_an_export_decodes_as_pytorch_does(exports):
+    run, export = (rnnkit.load(p) for p in exports["translate"])
+    assert type(run) is type(export) and type(export.engine).__name__ == "OnnxEngine"
+    sentences = ["a b c d", "e f g h i j k", "l", "m n o p q r s t u v"]
+    for beam, n_best in [(1, 1), (5, 3)]:
+        want = run.translate(sentences, beam=beam, n_best=n_best, attention=True)
+        got = export.translate(sentences, beam=beam, n_best=n_best, attention=True)
+        for w, g in zip(want, got, strict=True):
+            assert [h.text for h in g.hypotheses] == [h.text for h in w.hypotheses]
+            assert [h.score for h in g.hypotheses] == pytest.approx(
+                [h.score for h in w.hypotheses], abs=1e-4
+            )
+            assert np.allclose(g.attention.weights, w.attention.weights, atol=1e-5)
+    lm, lm_export = (rnnkit.load(p) for p in exports["lm"])
+    for options in [{"temperature": 0.0}, {"beam": 5, "num_samples": 2},
+                    {"temperature": 0.8, "top_k": 10, "seed": [1, 2]}]:  # fmt: skip
+        want = lm.generate(["ROMEO:", "To be"], max_new_tokens=40, **options)
+        got = lm_export.generate(["ROMEO:", "To be"], max_new_tokens=40, **options)
+        assert [g.text for g in got] == [g.text for g in want]
+    assert lm_export.score(["To be"])[0].loss == pytest.approx(lm.score(["To be"])[0].loss, 1e-5)
+    for task, inputs in [("classify", ["w1 x2 y", "w0"]), ("tag", ["w1 x2", "w3 x0 w1"])]:
+        run, export = (rnnkit.load(p) for p in exports[task])
+        want, got = run.predict(inputs), export.predict(inputs)
+        if task == "tag":
+            assert got == want
+        else:
+            assert [g.label for g in got] == [w.label for w in want]
+            for g, w in zip(got, want, strict=True):
+                assert g.probabilities == pytest.approx(w.probabilities, abs=1e-5)
+
+
+def test_the_cli_runs_an_export_and_exports_on_the_fly(exports, capsys, monkeypatch):
+    import io
+
+    run, export = exports["translate"]
+    outputs = []
+    for argv in ([str(run)], [str(export)], [str(run), "--engine", "onnxruntime"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO("a b c\nd e f g\n"))
+        assert main(["translate", *argv, "--beam", "3", "--n-best", "2"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2] and outputs[0].count("\n") == 4
+    assert main(["translate", str(export), "--engine", "torch"]) == 2
+    assert "runs in onnxruntime" in capsys.readouterr().err
+
+
+def test_rnnkit_serve_serves_an_export(exports):
+    from fastapi.testclient import TestClient
+
+    from rnnkit.serve.app import create_app
+
+    run, export = exports["translate"]
+    body = {"sentences": ["a b c", "d e"], "beam": 3, "n_best": 2}
+    answers = []
+    for path in (run, export):
+        with TestClient(create_app({"rev": rnnkit.load(path)})) as client:
+            answers.append(client.post("/v1/translate", json=body).json()["translations"])
+    assert [[h["text"] for h in t["hypotheses"]] for t in answers[0]] == [
+        [h["text"] for h in t["hypotheses"]] for t in answers[1]
+    ]

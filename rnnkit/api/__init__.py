@@ -7,7 +7,9 @@ that reads a run, and the server.
     rnnkit.load("runs/reverse").translate(["a b c"], beam=5, n_best=2)
     rnnkit.load("runs/sst2").predict(["a gripping film"])
 
-``load`` reads the run directory (config, vocabularies, best weights) and returns the task's
+``load`` reads the run directory (config, vocabularies, best weights), or an export folder
+of ``rnnkit export`` (onnxruntime then runs its graphs: ``onnx_engine.OnnxEngine``), and
+returns the task's
 loaded-run type (``tasks.TASKS[task].loaded``): ``LanguageModelRun``, ``TranslationRun``,
 ``ClassifierRun``, ``TaggerRun`` or ``LongRangeRun``. Each holds its model behind an engine
 (``engine.TorchEngine``), the seam where another runtime can take the model's place.
@@ -15,21 +17,50 @@ loaded-run type (``tasks.TASKS[task].loaded``): ``LanguageModelRun``, ``Translat
 
 from __future__ import annotations
 
+import atexit
+import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from .base import LoadedRun
 
+ENGINES = ("auto", "torch", "onnxruntime")
 
-def load(path: str | Path, device: str = "cpu") -> LoadedRun:
+
+def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedRun:
     """The run at ``path`` with its best weights on ``device`` (``auto``: a GPU if there is
-    one), ready to use; a one-line UserError if it is not a run directory or does not fit."""
+    one), ready to use; a one-line UserError if it is not a run directory or does not fit.
+    ``engine``: ``auto`` runs an export folder in onnxruntime and a run directory in PyTorch;
+    ``onnxruntime`` with a run directory exports it to a temporary folder first."""
     from ..config import config_from_dict
     from ..errors import UserError
     from ..rundir import RunDir
     from ..tasks import TASKS
     from ..training.distributed import select_device
     from .engine import TorchEngine
+    from .onnx_engine import OnnxEngine, is_export
 
+    if engine not in ENGINES:
+        raise UserError(f"engine: one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "torch" and is_export(path):
+        raise UserError(f"{path}: an export folder runs in onnxruntime (--engine onnxruntime)")
+    if engine == "onnxruntime" and not is_export(path):
+        from ..export.onnx_export import export_onnx
+
+        folder = Path(tempfile.mkdtemp(prefix="rnnkit-export-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = export_onnx(load(path, "cpu", "torch"), folder / "export")
+    if is_export(path):  # rnnkit export's folder: the same loaded run, run by onnxruntime
+        import yaml
+
+        kind_name = json.loads((Path(path) / "manifest.json").read_text())["task"]
+        cfg = config_from_dict(yaml.safe_load((Path(path) / "config.yaml").read_text()),
+                               str(Path(path) / "config.yaml"))  # fmt: skip
+        kind = TASKS[kind_name]
+        if device not in ("cpu", "auto"):
+            raise UserError(f"{path}: an ONNX export runs on the CPU (onnxruntime), not {device}")
+        return kind.loaded(Path(path), cfg, kind.load_vocabularies(Path(path)), OnnxEngine(path))
     run = RunDir.open(path)
     cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
     kind = TASKS[cfg.task]

@@ -339,5 +339,8 @@ class LanguageModelRun(LoadedRun):
             raise UserError(f"{self.path}: the run has no test file; pass --data FILE")
         else:
             text = read_text(self.cfg.data.test)
+        if not hasattr(self.engine, "model"):
+            raise UserError(f"{self.path}: evaluate reads a corpus with the PyTorch run; an "
+                            "export scores texts (score) and generates")  # fmt: skip
         scorer = LanguageModelScorer(self.cfg, self.tokenizer, self.engine.model, self.device)
         return scorer.score(text)
