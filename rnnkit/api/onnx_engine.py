@@ -42,9 +42,14 @@ class OnnxEngine:
         self.folder = Path(folder)
         self.manifest = json.loads((self.folder / MANIFEST).read_text())
         self.device = torch.device("cpu")
+        # The search runs torch ops between graph calls: onnxruntime's threads must not spin
+        # while torch's work (spinning, they took the cores from it: beam 5 batch-1 at 105 ms
+        # instead of 12, benchmarks/RESULTS.md).
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sessions = {
             name: ort.InferenceSession(
-                str(self.folder / g["file"]), providers=["CPUExecutionProvider"]
+                str(self.folder / g["file"]), options, providers=["CPUExecutionProvider"]
             )
             for name, g in self.manifest["graphs"].items()
         }
