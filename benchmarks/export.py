@@ -95,7 +95,8 @@ def main() -> None:
         f"same translations from both engines: greedy {same[1]}, beam 5 {same[5]} "
         f"({args.sentences} alone, {len(sentences)} batched)"
     )
-    print(f"\ncommand: python benchmarks/export.py --sentences {args.sentences} --batch {args.batch}")
+    command = f"python benchmarks/export.py --sentences {args.sentences} --batch {args.batch}"
+    print(f"\ncommand: {command}")
 
 
 if __name__ == "__main__":
