@@ -27,7 +27,7 @@ def is_export(path: str | Path) -> bool:
     return manifest.is_file() and json.loads(manifest.read_text()).get("format") == "rnnkit-onnx"
 
 
-def numpy(t: Tensor) -> np.ndarray:
+def as_numpy(t: Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
@@ -65,7 +65,7 @@ class OnnxEngine:
 
     def run(self, graph: str, **inputs: Tensor) -> dict[str, Tensor]:
         """One graph on named tensors (those it does not take are left out) -> named outputs."""
-        feed = {name: numpy(inputs[name]) for name in self.inputs[graph]}
+        feed = {name: as_numpy(inputs[name]) for name in self.inputs[graph]}
         values = self.sessions[graph].run(None, feed)
         return {n: torch.from_numpy(v) for n, v in zip(self.outputs[graph], values, strict=True)}
 

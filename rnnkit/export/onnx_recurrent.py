@@ -41,6 +41,7 @@ from torch import Tensor
 from ..errors import UserError
 from ..nn.layers import RecurrentLayer
 
+OPSET = 17  # the ONNX opset of every graph rnnkit writes
 # torch's gate order -> ONNX's, as chunk indices of the stacked weights.
 GATE_ORDER = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
 
@@ -187,8 +188,6 @@ def recurrent_nodes(
         (c_n,) = graph.op("Concat", cs, axis=0) if len(cs) > 1 else cs
     return x, h_n, c_n
 
-
-OPSET = 17
 
 
 def layer_model(layer: torch.nn.RNNBase) -> onnx.ModelProto:
