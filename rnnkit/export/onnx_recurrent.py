@@ -189,7 +189,6 @@ def recurrent_nodes(
     return x, h_n, c_n
 
 
-
 def layer_model(layer: torch.nn.RNNBase) -> onnx.ModelProto:
     """The layer alone as an ONNX model: inputs x (T, B, I) float32, lengths (B,) int32,
     h0 (L*D, B, H) [and c0]; outputs y (T, B, D*H), h_n [and c_n]. T and B are free."""
