@@ -222,10 +222,11 @@ class Gated:
     stream sleeps ``delay`` per step and keeps every step: to hold a batch in the worker while
     the test looks at the server."""
 
-    def __init__(self, run: Any, delay: float = 0.0) -> None:
+    def __init__(self, run: Any, delay: float = 0.0, held: bool = False) -> None:
         self.run, self.delay, self.steps = run, delay, []
         self.gate, self.entered = threading.Event(), threading.Event()
-        self.gate.set()
+        if not held:
+            self.gate.set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.run, name)
@@ -299,8 +300,7 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_results(runs):
 
 
 def test_health_answers_while_a_batch_runs_and_a_full_queue_is_a_429(runs):
-    gated = Gated(runs["lm"])
-    gated.gate.clear()
+    gated = Gated(runs["lm"], held=True)
     with serving({"lm": gated}, queue_size=1, max_wait_ms=1) as url:
         body = {"prompt": "a", "max_new_tokens": 5}
         with ThreadPoolExecutor(3) as pool:
@@ -390,8 +390,7 @@ def test_the_time_limit_ends_decoding_in_time(runs):
 
 
 def test_the_batcher_refuses_jobs_that_waited_past_their_deadline(runs):
-    gated = Gated(runs["lm"])
-    gated.gate.clear()
+    gated = Gated(runs["lm"], held=True)
     with serving({"lm": gated}, time_limit=0.5, max_wait_ms=1) as url:
         body = {"prompt": "a", "max_new_tokens": 5}
         with ThreadPoolExecutor(2) as pool:

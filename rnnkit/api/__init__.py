@@ -18,7 +18,6 @@ loaded-run type (``tasks.TASKS[task].loaded``): ``LanguageModelRun``, ``Translat
 from __future__ import annotations
 
 import atexit
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,7 +32,10 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedR
     one), ready to use; a one-line UserError if it is not a run directory or does not fit.
     ``engine``: ``auto`` runs an export folder in onnxruntime and a run directory in PyTorch;
     ``onnxruntime`` with a run directory exports it to a temporary folder first."""
+    import yaml
+
     from ..config import config_from_dict
+    from ..data.textio import read_text
     from ..errors import UserError
     from ..rundir import RunDir
     from ..tasks import TASKS
@@ -52,15 +54,13 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedR
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         path = export_onnx(load(path, "cpu", "torch"), folder / "export")
     if is_export(path):  # rnnkit export's folder: the same loaded run, run by onnxruntime
-        import yaml
-
-        kind_name = json.loads((Path(path) / "manifest.json").read_text())["task"]
-        cfg = config_from_dict(yaml.safe_load((Path(path) / "config.yaml").read_text()),
-                               str(Path(path) / "config.yaml"))  # fmt: skip
-        kind = TASKS[kind_name]
         if device not in ("cpu", "auto"):
             raise UserError(f"{path}: an ONNX export runs on the CPU (onnxruntime), not {device}")
-        return kind.loaded(Path(path), cfg, kind.load_vocabularies(Path(path)), OnnxEngine(path))
+        folder, graphs = Path(path), OnnxEngine(path)
+        config = folder / "config.yaml"
+        cfg = config_from_dict(yaml.safe_load(read_text(config)), str(config))
+        kind = TASKS[graphs.manifest["task"]]
+        return kind.loaded(folder, cfg, kind.load_vocabularies(folder), graphs)
     run = RunDir.open(path)
     cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
     kind = TASKS[cfg.task]

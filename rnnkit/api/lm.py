@@ -194,13 +194,8 @@ class LanguageModelRun(LoadedRun):
                         text = self.tokenizer.decode(ids[r])
                         step.texts[r], texts[r] = text[len(texts[r]) :], text
                         if ended[r]:
-                            step.finish_reasons[r] = (
-                                "length"
-                                if len(ids[r]) >= limits[r]
-                                else "stop"
-                                if r in stop
-                                else "time"
-                            )
+                            early = "stop" if r in stop else "time"
+                            step.finish_reasons[r] = "length" if len(ids[r]) >= limits[r] else early
                     yield step
             except ValueError as e:  # a sampling setting out of range
                 raise UserError(f"generate: {e}") from None

@@ -236,7 +236,7 @@ def vocabularies(run: Any, directory: Path) -> dict[str, Any]:
 
 def export_onnx(run: Any, out: str | Path, overwrite: bool = False) -> Path:
     """Export a loaded run (``rnnkit.load``) to the folder ``out``, written whole or not at all
-    (a temporary folder, renamed at the end)."""
+    (a temporary folder, renamed at the end). The run's model is left on the CPU in fp32."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out}: exists; pass --overwrite to replace it")

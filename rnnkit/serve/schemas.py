@@ -2,7 +2,7 @@
 ``rnnkit.load``'s methods. Requests are built per server (``request_models``): each cap of
 ``Limits`` is a bound in the schema, and ``model`` may only name a run served for that task."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..api.lm import FINISH_REASONS
 from .limits import Limits
 
 SEED_MAX = 2**53  # the largest integer every JSON reader (JavaScript's included) keeps exact
@@ -88,7 +89,7 @@ class GenerationOut(BaseModel):
     text: str = Field(description="the prompt and its completion")
     completion: str
     token_ids: list[int]
-    finish_reason: Literal["length", "eos", "time", "stop"]
+    finish_reason: Literal[tuple(FINISH_REASONS)]  # type: ignore[valid-type]
     prompt_index: int
     sample_index: int
     score: float | None = Field(description="beam search: length-normalised log-probability")
@@ -153,9 +154,10 @@ class PredictResponse(BaseModel):
 
 
 # -- requests, shaped by the limits and the served models ------------------------------------
-def one_of(*names: str) -> ConfigDict:
-    """A body that must hold exactly one of these fields, said in the schema itself."""
-    return ConfigDict(json_schema_extra={"oneOf": [{"required": [n]} for n in names]})
+def alternatives_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A body's ``alternatives`` in its schema: exactly one of them is required."""
+    if model.alternatives:
+        schema["oneOf"] = [{"required": [n]} for n in model.alternatives]
 
 
 def request_models(
@@ -180,7 +182,20 @@ def request_models(
         return Annotated[Literal[served], Field(description="the run to use")]
 
     class Body(Closed):
+        """A request; ``alternatives``: fields of which it gives exactly one (prompt or
+        prompts), checked here and said in the schema."""
+
+        model_config = ConfigDict(json_schema_extra=alternatives_schema)
+        alternatives: ClassVar[tuple[str, ...]] = ()
         model: Any = None
+
+        @model_validator(mode="after")
+        def exactly_one_alternative(self):
+            given = [n for n in self.alternatives if getattr(self, n) is not None]
+            if self.alternatives and len(given) != 1:
+                names = " or ".join(self.alternatives)
+                raise ValueError(f"give {names}, not both and not neither")
+            return self
 
         def inputs(self) -> list[str]:
             raise NotImplementedError
@@ -196,7 +211,7 @@ def request_models(
             min(num_samples, beam) best beams of each prompt (a stream then sends each row's
             text in one ``token`` event, then ``done``)."""
 
-            model_config = one_of("prompt", "prompts")
+            alternatives = ("prompt", "prompts")
             model: model_name("lm")
             prompt: Text = None
             prompts: Texts = None
@@ -209,12 +224,6 @@ def request_models(
             beam: Beam = 1
             stop_at_eos: Bool = False
             stream: Bool = Field(False, description="answer with Server-Sent Events")
-
-            @model_validator(mode="after")
-            def one_kind_of_prompt(self):
-                if (self.prompt is None) == (self.prompts is None):
-                    raise ValueError("give prompt or prompts, not both and not neither")
-                return self
 
             def inputs(self) -> list[str]:
                 return [self.prompt] if self.prompt is not None else list(self.prompts)
@@ -253,16 +262,10 @@ def request_models(
         class PredictRequest(Body):
             """``texts`` or ``sentences`` (the same: tag splits them at spaces)."""
 
-            model_config = one_of("texts", "sentences")
+            alternatives = ("texts", "sentences")
             model: model_name("classify", "tag")
             texts: Passages = None
             sentences: Passages = None
-
-            @model_validator(mode="after")
-            def one_kind_of_input(self):
-                if (self.texts is None) == (self.sentences is None):
-                    raise ValueError("give texts or sentences, not both and not neither")
-                return self
 
             def inputs(self) -> list[str]:
                 return self.texts if self.texts is not None else self.sentences
