@@ -5,8 +5,11 @@ now and an attention decoder later::
 
     step_fn(tokens: (N,) long, state) -> (logits: (N, V), new_state)
 
-``state`` is any nested tuple/list of tensors whose dimension ``batch_dim`` indexes the N
-hypotheses; torch's recurrent states, (L*D, N, H), have it at dim 1. Decoding is incremental:
+``state`` is any nested tuple/list of arrays whose dimension ``batch_dim`` indexes the N
+hypotheses; torch's recurrent states, (L*D, N, H), have it at dim 1. The arrays are torch
+tensors (a PyTorch model, on any device) or numpy arrays (an ONNX export in onnxruntime):
+every operation goes through ``arrays.namespace``, so this one search serves both, and
+decoding an export never imports torch. Decoding is incremental:
 the caller has already read the prompt (or the source) and passes the logits after it,
 ``first_logits``, together with the state; every step then feeds only the newest token.
 
@@ -18,6 +21,9 @@ Conventions shared by every function here:
   counts the ``eos`` step when there is one (its probability is part of ``P(Y)``), divided
   by the length penalty of Wu et al. 2016 (GNMT), ``lp(Y) = (5 + |Y|)^alpha / 6^alpha``.
 
+Random draws come from numpy generators (``numpy.random.Generator``) whichever the arrays:
+a seed gives the same tokens from either engine.
+
 Sampling: ``tokens = sample(step, first_logits, state, 100, temperature=0.8, top_p=0.9)``;
 beam search: ``beam_search(step, first_logits, state, beam_size=5, max_tokens=100, eos=2)``.
 """
@@ -28,18 +34,17 @@ import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+import numpy as np
 
+from .arrays import Array, namespace
 from .progress import progress
 
-State = Tensor | tuple["State", ...] | list["State"] | None
-StepFn = Callable[[Tensor, State], tuple[Tensor, State]]
+State = Array | tuple["State", ...] | list["State"] | None
+StepFn = Callable[[Array, State], tuple[Array, State]]
 
 
-def reorder_state(state: State, index: Tensor, batch_dim: int = 1) -> State:
-    """Select hypotheses: ``index_select(batch_dim, index)`` on every tensor of a nested tuple/list.
+def reorder_state(state: State, index: Array, batch_dim: int = 1) -> State:
+    """Select hypotheses: ``take(index, batch_dim)`` on every array of a nested tuple/list.
 
     index: (M,) long rows of the old batch; the result has M rows. Expanding one input to N
     samples (``index = zeros(N)``) and following beam back-pointers are both this one call.
@@ -47,19 +52,21 @@ def reorder_state(state: State, index: Tensor, batch_dim: int = 1) -> State:
     """
     if state is None:
         return None
-    if isinstance(state, Tensor):
-        return state.index_select(batch_dim, index)
     if isinstance(state, (tuple, list)):
         items = [reorder_state(s, index, batch_dim) for s in state]
         return (
             type(state)(*items) if hasattr(state, "_fields") else type(state)(items)
         )  # NamedTuple
-    raise TypeError(
-        f"reorder_state: a state holds tensors, tuples and lists, not {type(state).__name__}"
-    )
+    try:
+        xp = namespace(state)
+    except TypeError:
+        raise TypeError(
+            f"reorder_state: a state holds arrays, tuples and lists, not {type(state).__name__}"
+        ) from None
+    return xp.take(state, index, batch_dim)
 
 
-def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+def filter_logits(logits: Array, top_k: int = 0, top_p: float = 1.0) -> Array:
     """Keep the top-k tokens, then the nucleus of the rest; others get ``-inf``.
 
     logits: (N, V) -> (N, V). ``top_k`` keeps the k largest logits of each row (ties broken by
@@ -67,20 +74,20 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     keeps the smallest set of most probable tokens whose probability mass is at least p
     (1.0 = off). At least one token always survives.
     """
+    xp = namespace(logits)
     vocab_size = logits.shape[-1]
     if 0 < top_k < vocab_size:
-        keep = torch.zeros_like(logits, dtype=torch.bool)
-        keep.scatter_(-1, logits.topk(top_k, dim=-1).indices, True)
-        logits = logits.masked_fill(~keep, float("-inf"))
+        values, kept = xp.topk(logits, top_k)  # (N, k) each
+        logits = xp.put_along(xp.full_like(logits, float("-inf")), kept, values)
     if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)  # (N, V)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)  # (N, V)
+        sorted_logits, order = xp.sort_descending(logits)  # (N, V)
+        cumulative = xp.cumsum(xp.softmax(sorted_logits))  # (N, V)
         # A token is needed only while the more probable ones before it hold less than p;
         # comparing the preceding sum itself (not cumulative - prob) keeps the boundary exact.
-        remove_sorted = torch.zeros_like(cumulative, dtype=torch.bool)
-        remove_sorted[..., 1:] = cumulative[..., :-1] >= top_p
-        remove = remove_sorted.scatter(-1, order, remove_sorted)  # back to vocabulary order
-        logits = logits.masked_fill(remove, float("-inf"))
+        first = cumulative[..., :1] < 0  # (N, 1), all False: the most probable token stays
+        remove_sorted = xp.concat([first, cumulative[..., :-1] >= top_p], axis=-1)  # (N, V)
+        remove = xp.put_along(remove_sorted, order, remove_sorted)  # back to vocabulary order
+        logits = xp.where(remove, float("-inf"), logits)
     return logits
 
 
@@ -93,27 +100,45 @@ def _check_sampling(temperature: float, top_k: int, top_p: float) -> None:
         raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
 
 
+def draw(probs: Array, uniforms: np.ndarray) -> Array:
+    """Inverse-CDF sampling: probs (N, V) (rows sum to 1), uniforms (N,) in [0, 1) -> (N,).
+
+    Row n takes the first token j whose cumulative probability ``c_j = p_1 + ... + p_j``
+    exceeds ``u_n c_V``: token j owns the interval [c_{j-1}, c_j) of length p_j, and a token of
+    probability 0 owns none. The sums are float64, and ``u`` comes from numpy whatever the
+    arrays, so both engines draw the same tokens from the same seed.
+    """
+    xp = namespace(probs)
+    cumulative = xp.cumsum(probs)  # (N, V) float64
+    threshold = xp.asarray(uniforms, "double")  # (N,)
+    below = cumulative <= threshold[:, None] * cumulative[:, -1:]  # (N, V)
+    return xp.minimum(below.sum(-1), probs.shape[-1] - 1)  # u c_V rounded up to c_V: the last
+
+
 def sample_next(
-    logits: Tensor,
+    logits: Array,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+    generator: np.random.Generator | None = None,
+) -> Array:
     """One token per row: logits (N, V) -> (N,) long.
 
-    Draws from ``softmax(filter_logits(logits / temperature))``; temperature < 1 sharpens the
+    Draws from ``softmax(filter_logits(logits / temperature))`` (``draw``, one uniform per row
+    from ``generator``; None: a fresh unseeded one); temperature < 1 sharpens the
     distribution, > 1 flattens it, and 0 is its limit, greedy decoding (argmax), as is any
     temperature too small for the logits' dtype. The logits are shifted by their maximum first
     (softmax does not change): at a tiny temperature the others then fall to -inf, where the
     unshifted quotient would overflow to inf - inf = nan.
     """
     _check_sampling(temperature, top_k, top_p)
-    if temperature < torch.finfo(logits.dtype).tiny:
-        return logits.argmax(dim=-1)
-    shifted = logits - logits.max(dim=-1, keepdim=True).values  # (N, V), at most 0
-    probs = filter_logits(shifted / temperature, top_k, top_p).softmax(dim=-1)  # (N, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    xp = namespace(logits)
+    if temperature < xp.tiny(logits):
+        return xp.argmax(logits)
+    shifted = logits - xp.max(logits)  # (N, V), at most 0
+    probs = xp.softmax(filter_logits(shifted / temperature, top_k, top_p))  # (N, V)
+    generator = generator if generator is not None else np.random.default_rng()
+    return draw(probs, generator.random(logits.shape[0]))
 
 
 def _cut_at_eos(rows: list[list[int]], eos: int | None) -> list[list[int]]:
@@ -123,26 +148,27 @@ def _cut_at_eos(rows: list[list[int]], eos: int | None) -> list[list[int]]:
 @dataclass(frozen=True)
 class Sampling:
     """How one row draws its tokens (see ``sample_next``): temperature (0: greedy), top-k
-    (0: off), top-p (1: off), and the row's own seeded ``generator`` (None: torch's global)."""
+    (0: off), top-p (1: off), and the row's own seeded ``generator`` (None: a fresh one)."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    generator: torch.Generator | None = None
+    generator: np.random.Generator | None = None
 
 
-def _draw(logits: Tensor, rows: Sequence[Sampling]) -> Tensor:
+def _draw(logits: Array, rows: Sequence[Sampling]) -> Array:
     """One token per row: logits (N, V) -> (N,). Rows sharing one ``Sampling`` are drawn in
     one call; otherwise each row draws alone, from its own generator, so that what a row draws
     does not depend on which other rows share its batch."""
     if all(r is rows[0] for r in rows):
         s = rows[0]
         return sample_next(logits, s.temperature, s.top_k, s.top_p, s.generator)
-    return torch.cat(
+    return namespace(logits).concat(
         [
             sample_next(logits[i : i + 1], r.temperature, r.top_k, r.top_p, r.generator)
             for i, r in enumerate(rows)
-        ]
+        ],
+        axis=0,
     )
 
 
@@ -151,10 +177,9 @@ def past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-@torch.no_grad()
 def sample_stream(
     step_fn: StepFn,
-    first_logits: Tensor,
+    first_logits: Array,
     state: State,
     max_tokens: int | Sequence[int],
     rows: Sequence[Sampling],
@@ -163,7 +188,7 @@ def sample_stream(
     stop: Container[int] = (),
     deadline: float | None = None,
     batch_dim: int = 1,
-) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+) -> Iterator[tuple[Array, Array, Array]]:
     """Sampling, one step at a time: yields ``(tokens, alive, ended)``, each (N,), per step.
 
     ``tokens[r]`` is what row r drew; ``alive[r]`` says whether row r was still generating when
@@ -179,14 +204,15 @@ def sample_stream(
         raise ValueError(f"{len(rows)} sampling settings for {n} rows")
     for r in rows:
         _check_sampling(r.temperature, r.top_k, r.top_p)
-    device = first_logits.device
-    limits = torch.as_tensor(max_tokens, device=device).long().expand(n)  # (N,)
-    live = (limits > 0).nonzero().flatten()  # (n,) the rows still in the batch
-    logits = first_logits[live]  # (n, V)
-    state = reorder_state(state, live, batch_dim)
-    drawn = torch.zeros(n, dtype=torch.long, device=device)  # (N,) tokens drawn per row
-    while live.numel():
-        tokens = torch.zeros(n, dtype=torch.long, device=device)
+    xp = namespace(first_logits)
+    limits = xp.broadcast(xp.asarray(max_tokens), n)  # (N,)
+    live = xp.nonzero(limits > 0)  # (n,) the rows still in the batch
+    with xp.no_grad():
+        logits = first_logits[live]  # (n, V)
+        state = reorder_state(state, live, batch_dim)
+    drawn = xp.zeros(n)  # (N,) tokens drawn per row
+    while len(live):
+        tokens = xp.zeros(n)
         new = _draw(logits, [rows[i] for i in live.tolist()])  # (n,)
         tokens[live] = new
         drawn[live] += 1
@@ -197,21 +223,22 @@ def sample_stream(
             ends[:] = True
         stopped = [i for i, r in enumerate(live.tolist()) if r in stop]
         ends[stopped] = True
-        alive = torch.zeros(n, dtype=torch.bool, device=device)
+        alive = xp.zeros(n, "bool")
         alive[live] = True
-        ended = torch.zeros(n, dtype=torch.bool, device=device)
+        ended = xp.zeros(n, "bool")
         ended[live] = ends
         yield tokens, alive, ended
         if ends.any():
-            keep = (~ends).nonzero().flatten()  # (n',)
+            keep = xp.nonzero(~ends)  # (n',)
             live, new, state = live[keep], new[keep], reorder_state(state, keep, batch_dim)
-        if live.numel():
-            logits, state = step_fn(new, state)
+        if len(live):
+            with xp.no_grad():
+                logits, state = step_fn(new, state)
 
 
 def sample(
     step_fn: StepFn,
-    first_logits: Tensor,
+    first_logits: Array,
     state: State,
     max_tokens: int,
     *,
@@ -219,7 +246,7 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     eos: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: np.random.Generator | None = None,
     batch_dim: int = 1,
 ) -> list[list[int]]:
     """N samples of at most ``max_tokens`` tokens each, ``eos`` excluded, all rows with one
@@ -235,14 +262,14 @@ def sample(
     outputs: list[list[int]] = [[] for _ in rows]
     steps = sample_stream(step_fn, first_logits, state, max_tokens, rows, eos, batch_dim=batch_dim)
     for tokens, alive, _ in progress(steps, total=max_tokens, desc="sample"):
-        for r in alive.nonzero().flatten().tolist():
+        for r in namespace(alive).nonzero(alive).tolist():
             outputs[r].append(int(tokens[r]))
     return _cut_at_eos(outputs, eos)
 
 
 def greedy(
     step_fn: StepFn,
-    first_logits: Tensor,
+    first_logits: Array,
     state: State,
     max_tokens: int,
     eos: int | None = None,
@@ -267,14 +294,14 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
-def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
+def block_repeated_ngrams(log_probs: Array, history: Array, n: int) -> Array:
     """Forbid each hypothesis the tokens that would repeat one of its own n-grams.
 
     log_probs: (M, V) next-token scores; history: (M, T) tokens generated so far. A token w is
     set to ``-inf`` in row m when ``history[m, -(n-1):] + [w]`` already occurs in
     ``history[m]``. A Python loop over hypotheses: fine for a beam, and the clearest way.
     """
-    log_probs = log_probs.clone()
+    log_probs = log_probs * 1  # a copy: the caller's stay as they were
     for row, tokens in enumerate(history.tolist()):
         prefix = tokens[len(tokens) - n + 1 :]
         banned = [
@@ -284,13 +311,12 @@ def block_repeated_ngrams(log_probs: Tensor, history: Tensor, n: int) -> Tensor:
     return log_probs
 
 
-@torch.no_grad()
 def beam_search(
     step_fn: StepFn,
-    first_logits: Tensor,
+    first_logits: Array,
     state: State,
     beam_size: int,
-    max_tokens: int | Tensor,
+    max_tokens: int | Sequence[int] | Array,
     *,
     eos: int | None = None,
     length_penalty: float = 0.0,
@@ -326,64 +352,63 @@ def beam_search(
         raise ValueError(f"n_best must be between 1 and beam_size ({beam_size}), got {n_best}")
     if block_ngram_repeat < 0:
         raise ValueError(f"block_ngram_repeat must be >= 0 (0 = off), got {block_ngram_repeat}")
-    batch_size, vocab_size = first_logits.shape
-    device = first_logits.device
-    max_len = torch.as_tensor(max_tokens, device=device).long().expand(batch_size)  # (B,)
-    if (max_len < 1).any():
-        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-    K = beam_size
+    xp = namespace(first_logits)
+    with xp.no_grad():  # decoding never backpropagates: no graph over the steps
+        batch_size, vocab_size = first_logits.shape
+        max_len = xp.broadcast(xp.asarray(max_tokens), batch_size)  # (B,)
+        if (max_len < 1).any():
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        K = beam_size
 
-    # Each input starts as K copies of itself; only copy 0 is live (the others score -inf),
-    # or the first step would pick the same token K times.
-    logits = first_logits.repeat_interleave(K, dim=0)  # (B*K, V)
-    state = reorder_state(
-        state, torch.arange(batch_size, device=device).repeat_interleave(K), batch_dim
-    )
-    scores = torch.full((batch_size, K), float("-inf"), device=device)  # (n, K) for n active inputs
-    scores[:, 0] = 0.0
-    history = torch.zeros(batch_size * K, 0, dtype=torch.long, device=device)  # (n*K, t)
-    active = torch.arange(batch_size, device=device)  # (n,) which input each beam row serves
-    finished: list[list[tuple[list[int], float]]] = [[] for _ in range(batch_size)]
-    n_finished = torch.zeros(batch_size, dtype=torch.long, device=device)  # (B,)
-    # 2K candidates hold at least K that do not end in eos; without eos, K are enough.
-    width = min(K if eos is None else 2 * K, K * vocab_size)
+        # Each input starts as K copies of itself; only copy 0 is live (the others score -inf),
+        # or the first step would pick the same token K times.
+        logits = xp.repeat(first_logits, K)  # (B*K, V)
+        state = reorder_state(state, xp.repeat(xp.arange(batch_size), K), batch_dim)
+        scores = xp.full((batch_size, K), float("-inf"))  # (n, K) for n active inputs
+        scores[:, 0] = 0.0
+        history = xp.zeros(0).reshape(batch_size * K, 0)  # (n*K, t)
+        active = xp.arange(batch_size)  # (n,) which input each beam row serves
+        finished: list[list[tuple[list[int], float]]] = [[] for _ in range(batch_size)]
+        n_finished = xp.zeros(batch_size)  # (B,)
+        # 2K candidates hold at least K that do not end in eos; without eos, K are enough.
+        width = min(K if eos is None else 2 * K, K * vocab_size)
 
-    for t in range(int(max_len.max())):
-        n = active.shape[0]
-        log_probs = F.log_softmax(logits.float(), dim=-1)  # (n*K, V), float32 even for half models
-        if block_ngram_repeat:
-            log_probs = block_repeated_ngrams(log_probs, history, block_ngram_repeat)
-        candidates = (scores.unsqueeze(-1) + log_probs.view(n, K, vocab_size)).view(
-            n, K * vocab_size
-        )
-        top_scores, top_ids = candidates.topk(width, dim=-1)  # (n, width), best first
-        tokens = top_ids % vocab_size  # (n, width)
-        parents = top_ids // vocab_size + K * torch.arange(n, device=device).unsqueeze(
-            1
-        )  # rows in n*K
-        ends = tokens == eos if eos is not None else torch.zeros_like(tokens, dtype=torch.bool)
-        at_limit = (max_len[active] == t + 1) | past(deadline)  # (n,)
+        for t in range(int(max_len.max())):
+            n = active.shape[0]
+            log_probs = xp.log_softmax(logits)  # (n*K, V), float32 even for half models
+            if block_ngram_repeat:
+                log_probs = block_repeated_ngrams(log_probs, history, block_ngram_repeat)
+            candidates = (scores[:, :, None] + log_probs.reshape(n, K, vocab_size)).reshape(
+                n, K * vocab_size
+            )
+            top_scores, top_ids = xp.topk(candidates, width)  # (n, width), best first
+            tokens = top_ids % vocab_size  # (n, width)
+            parents = top_ids // vocab_size + K * xp.arange(n)[:, None]  # rows in n*K
+            ends = tokens == (eos if eos is not None else -1)  # (n, width); no eos: never
+            at_limit = (max_len[active] == t + 1) | past(deadline)  # (n,)
 
-        in_beam = torch.arange(width, device=device) < K  # (width,)
-        finishing = (ends | at_limit.unsqueeze(1)) & in_beam & (top_scores > float("-inf"))
-        penalty = gnmt_length_penalty(t + 1, length_penalty)
-        for i, j in finishing.nonzero().tolist():  # a few rows per step, not the hot path
-            output = history[parents[i, j]].tolist() + ([] if ends[i, j] else [int(tokens[i, j])])
-            finished[int(active[i])].append((output, float(top_scores[i, j]) / penalty))
+            in_beam = xp.arange(width) < K  # (width,)
+            finishing = (ends | at_limit[:, None]) & in_beam & (top_scores > float("-inf"))
+            penalty = gnmt_length_penalty(t + 1, length_penalty)
+            for i, j in xp.argwhere(finishing).tolist():  # a few rows per step, not the hot path
+                output = history[parents[i, j]].tolist() + (
+                    [] if ends[i, j] else [int(tokens[i, j])]
+                )
+                finished[int(active[i])].append((output, float(top_scores[i, j]) / penalty))
 
-        n_finished.index_add_(0, active, finishing.sum(dim=1))
-        done = at_limit | (n_finished[active] >= K)  # (n,)
-        if done.all():
-            break
-        # The best K candidates that go on: a stable sort moves the eos-ending ones behind.
-        go_on = ends.long().argsort(dim=-1, stable=True)[:, :K]  # (n, K) positions in the width
-        keep = ~done  # finished inputs leave the batch: later steps compute only live beams
-        scores = top_scores.gather(1, go_on)[keep]  # (n', K)
-        parents = parents.gather(1, go_on)[keep].view(-1)  # (n'*K,)
-        next_tokens = tokens.gather(1, go_on)[keep].view(-1)  # (n'*K,)
-        history = torch.cat([history[parents], next_tokens.unsqueeze(1)], dim=1)  # (n'*K, t+1)
-        active = active[keep]
-        logits, state = step_fn(next_tokens, reorder_state(state, parents, batch_dim))
+            xp.add_at(n_finished, active, finishing.sum(1))
+            done = at_limit | (n_finished[active] >= K)  # (n,)
+            if done.all():
+                break
+            # The best K candidates that go on: a stable sort moves the eos-ending ones behind.
+            go_on = xp.argsort_stable(xp.asarray(ends))[:, :K]  # (n, K) positions in the width
+            keep = ~done  # finished inputs leave the batch: later steps compute only live beams
+            scores = xp.take_along(top_scores, go_on)[keep]  # (n', K)
+            parents = xp.take_along(parents, go_on)[keep].reshape(-1)  # (n'*K,)
+            next_tokens = xp.take_along(tokens, go_on)[keep].reshape(-1)  # (n'*K,)
+            history = xp.concat([history[parents], next_tokens[:, None]], axis=1)  # (n'*K, t+1)
+            active = active[keep]
+            logits, state = step_fn(next_tokens, reorder_state(state, parents, batch_dim))
 
     return [
         sorted(hypotheses, key=lambda h: h[1], reverse=True)[:n_best] for hypotheses in finished

@@ -11,8 +11,9 @@ import pytest
 from conftest import LM_RUN, ROOT, small_run
 
 import rnnkit
-from rnnkit.api.labelling import ClassifierRun, TaggerRun
+from rnnkit.api.classify import ClassifierRun
 from rnnkit.api.lm import LanguageModelRun
+from rnnkit.api.tag import TaggerRun
 from rnnkit.api.translate import TranslationRun
 from rnnkit.cli import main
 from rnnkit.errors import UserError

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.api import tag
+from rnnkit.api.engine import TorchEngine
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig, load_config
 from rnnkit.data.labelled import LabelVocabulary, read_conllu
 from rnnkit.data.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
 from rnnkit.models.tagger import SequenceTagger
 from rnnkit.rundir import load_tensors
-from rnnkit.tasks import TASKS, tag
+from rnnkit.tasks import TASKS
 from rnnkit.training import train
 
 UD_TEST = (
@@ -63,14 +65,14 @@ def test_padding_does_not_change_a_sentences_tags(cell):
         char_embedding_size=3,
         char_hidden_size=4,
     )
-    model = SequenceTagger(10, 4, cfg, num_chars=8).eval()
+    engine = TorchEngine(SequenceTagger(10, 4, cfg, num_chars=8), torch.device("cpu"))
     words, lengths, _, chars = tag.collate(
         [_encoded([4, 5, 6], [[2, 3], [4], [5, 6, 7]]), _encoded([7], [[3, 3, 3, 3]])], pad=0
     )
-    logits = model(words, lengths, chars)
+    logits = engine.tag(words, lengths, chars)
     assert logits.shape == (2, 3, 4)
     alone = tag.collate([_encoded([7], [[3, 3, 3, 3]])], pad=0)
-    assert torch.allclose(logits[1, :1], model(alone[0], alone[1], alone[3])[0], atol=1e-6)
+    assert torch.allclose(logits[1, :1], engine.tag(alone[0], alone[1], alone[3])[0], atol=1e-6)
 
 
 def _encoded(words: list[int], chars: list[list[int]]) -> tag.EncodedSentence:
@@ -167,7 +169,7 @@ def test_a_loaded_run_tags_as_the_model_in_memory(parity_run):
     memory.load_state_dict(load_tensors(parity_run / "model.safetensors"))
     sentences = [["803", "22", "7"], [], ["1000001"]]
     tags = [t.tags for t in run.predict(sentences)]
-    assert tags == tag.predict(memory.eval(), fresh, sentences, torch.device("cpu"))
+    assert tags == tag.predict(TorchEngine(memory, torch.device("cpu")), fresh, sentences)
     assert tags == [["odd", "even", "odd"], [], ["odd"]]
 
 

@@ -8,11 +8,11 @@ that reads a run, and the server.
     rnnkit.load("runs/sst2").predict(["a gripping film"])
 
 ``load`` reads the run directory (config, vocabularies, best weights), or an export folder
-of ``rnnkit export`` (onnxruntime then runs its graphs: ``onnx_engine.OnnxEngine``), and
-returns the task's
-loaded-run type (``tasks.TASKS[task].loaded``): ``LanguageModelRun``, ``TranslationRun``,
-``ClassifierRun``, ``TaggerRun`` or ``LongRangeRun``. Each holds its model behind an engine
-(``engine.TorchEngine``), the seam where another runtime can take the model's place.
+of ``rnnkit export`` (onnxruntime then runs its graphs: ``onnx_engine.OnnxEngine``, and torch
+is never imported), and returns the task's loaded-run type (``RUN_TYPES[task]``):
+``LanguageModelRun``, ``TranslationRun``, ``ClassifierRun``, ``TaggerRun`` or
+``LongRangeRun``. Each holds its model behind an engine (``engine.TorchEngine``), the seam
+where another runtime takes the model's place.
 """
 
 from __future__ import annotations
@@ -23,8 +23,20 @@ import tempfile
 from pathlib import Path
 
 from .base import LoadedRun
+from .classify import ClassifierRun
+from .lm import LanguageModelRun
+from .long_range import LongRangeRun
+from .tag import TaggerRun
+from .translate import TranslationRun
 
 ENGINES = ("auto", "torch", "onnxruntime")
+
+# config.task -> what rnnkit.load returns for it (the training side's registry is tasks.TASKS)
+RUN_TYPES: dict[str, type[LoadedRun]] = {
+    task: run_type
+    for run_type in (LanguageModelRun, TranslationRun, ClassifierRun, TaggerRun, LongRangeRun)
+    for task in run_type.tasks
+}
 
 
 def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedRun:
@@ -37,10 +49,6 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedR
     from ..config import config_from_dict
     from ..data.textio import read_text
     from ..errors import UserError
-    from ..rundir import RunDir
-    from ..tasks import TASKS
-    from ..training.distributed import select_device
-    from .engine import TorchEngine
     from .onnx_engine import OnnxEngine, is_export
 
     if engine not in ENGINES:
@@ -59,22 +67,33 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedR
         folder, graphs = Path(path), OnnxEngine(path)
         config = folder / "config.yaml"
         cfg = config_from_dict(yaml.safe_load(read_text(config)), str(config))
-        kind = TASKS[graphs.manifest["task"]]
-        return kind.loaded(folder, cfg, kind.load_vocabularies(folder), graphs)
+        run_type = RUN_TYPES[graphs.manifest["task"]]
+        return run_type(folder, cfg, run_type.load_vocabularies(folder), graphs)
+    return load_run_directory(path, device)
+
+
+def load_run_directory(path: str | Path, device: str) -> LoadedRun:
+    """A run directory's best weights in its PyTorch model (``engine.TorchEngine``)."""
+    from ..config import config_from_dict
+    from ..errors import UserError
+    from ..rundir import RunDir
+    from ..tasks import TASKS
+    from ..training.distributed import select_device
+    from .engine import TorchEngine
+
     run = RunDir.open(path)
     cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
-    kind = TASKS[cfg.task]
-    vocabularies = kind.load_vocabularies(run.path)
+    run_type = RUN_TYPES[cfg.task]
+    vocabularies = run_type.load_vocabularies(run.path)
     cfg.model.pretrained_embeddings = None  # the trained weights replace them
-    model = kind.build_model(cfg, vocabularies)
+    model = TASKS[cfg.task].build_model(cfg, vocabularies)
     try:
         model.load_state_dict(run.load_model_state())
     except RuntimeError as e:
         raise UserError(
             f"{run.path / 'model.safetensors'}: does not fit the config ({str(e).splitlines()[0]})"
         ) from None
-    engine = TorchEngine(model, select_device(device))
-    return kind.loaded(run.path, cfg, vocabularies, engine)
+    return run_type(run.path, cfg, vocabularies, TorchEngine(model, select_device(device)))
 
 
-__all__ = ["load", "LoadedRun"]
+__all__ = ["load", "LoadedRun", "RUN_TYPES"]

@@ -31,8 +31,29 @@ def deadline_after(time_limit: float | None) -> float | None:
     return time.monotonic() + time_limit
 
 
+def labelled_examples(run: LoadedRun, split: str, data: str | Path | None, read) -> tuple:
+    """The examples a classifier or tagger scores: a labelled file (``read(cfg, path)``), or a
+    split of the run's own data."""
+    if data is not None:
+        return read(run.cfg, data), str(data)
+    from ..tasks import TASKS  # the run's own splits: read as training reads them
+
+    splits = TASKS[run.task].read_data(run.cfg)
+    if split not in splits:
+        raise UserError(f"{run.path}: the run has no {split} data; pass --data FILE")
+    return splits[split], str(getattr(run.cfg.data, split) or run.cfg.data.train)
+
+
 class LoadedRun:
-    """A trained run, ready to use (``rnnkit.load``). Subclasses add the task's own methods."""
+    """A trained run, ready to use (``rnnkit.load``). Subclasses add the task's own methods
+    and name the ``tasks`` (``config.task``) they serve."""
+
+    tasks: tuple[str, ...] = ()
+
+    @staticmethod
+    def load_vocabularies(directory: Path) -> Any:
+        """The vocabularies a run (or an export) keeps in ``directory``; None: it has none."""
+        return None
 
     def __init__(self, path: Path, cfg: Any, vocabularies: Any, engine: Any) -> None:
         self.path, self.cfg, self.vocabularies, self.engine = Path(path), cfg, vocabularies, engine

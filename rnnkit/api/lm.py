@@ -13,19 +13,18 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from ..data.padding import pad_ids
+from ..arrays import Array
+from ..data.padding import pad_array
 from ..data.textio import read_text
+from ..data.tokenizers import Tokenizer, load_tokenizer
 from ..errors import UserError
 from ..progress import progress
 from ..search import Sampling, beam_search, past, reorder_state, sample_stream
-from ..tasks.lm import LanguageModelScorer, read_texts, start_tokens
 from .base import LoadedRun, deadline_after, per_input
 
 FINISH_REASONS = {
@@ -73,21 +72,33 @@ class TextScore:
     tokens: int
 
 
-def row_generator(seed: int | None, sample: int, device: torch.device) -> torch.Generator:
-    """The generator of sample ``sample`` of a prompt: seed itself for sample 0, a seed drawn
-    from (seed, sample) by numpy's SeedSequence for the others; unseeded: a fresh random one."""
-    generator = torch.Generator(device=device)
+def row_generator(seed: int | None, sample: int) -> np.random.Generator:
+    """The generator of sample ``sample`` of a prompt: numpy's, seeded with the seed itself for
+    sample 0 and with the SeedSequence of (seed, sample) for the others; unseeded: fresh."""
     if seed is None:
-        generator.seed()
-    elif sample == 0:
-        generator.manual_seed(seed)
-    else:
-        generator.manual_seed(int(np.random.SeedSequence([seed, sample]).generate_state(1)[0]))
-    return generator
+        return np.random.default_rng()
+    return np.random.default_rng(seed if sample == 0 else [seed, sample])
+
+
+def start_tokens(tokenizer: Tokenizer, prompt: str) -> list[int]:
+    """The prompt's ids; an empty prompt starts where a text starts: after a newline (char)
+    or an end of sentence (word, subword)."""
+    if prompt:
+        ids = tokenizer.encode(prompt)
+        if ids:
+            return ids
+    vocab = tokenizer.vocab
+    return [vocab.index("\n")] if tokenizer.kind == "char" and "\n" in vocab else [vocab.eos_index]
 
 
 class LanguageModelRun(LoadedRun):
     """``rnnkit.load`` of an lm run."""
+
+    tasks = ("lm",)
+
+    @staticmethod
+    def load_vocabularies(directory: Path) -> Tokenizer:
+        return load_tokenizer(directory)
 
     @property
     def tokenizer(self):
@@ -101,18 +112,18 @@ class LanguageModelRun(LoadedRun):
         space = "" if self.tokenizer.kind == "char" or not prompt or not completion else " "
         return prompt + space + completion
 
-    def _read_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Any]:
+    def _read_prompts(self, prompts: Sequence[str]) -> tuple[Array, Any]:
         """Every prompt read once, as one padded batch: the logits after each prompt's last
         token (P, V) and the state there (P rows)."""
         ids = [start_tokens(self.tokenizer, p) for p in prompts]
-        lengths = torch.tensor([len(x) for x in ids])
-        tokens = pad_ids(ids, self.tokenizer.vocab.pad_index).to(self.device)
-        logits, state = self.engine.lm(tokens, lengths.to(self.device), None)  # (P, T, V)
-        last = (lengths - 1).to(self.device)
-        return logits[torch.arange(len(ids), device=self.device), last], state
+        lengths = np.array([len(x) for x in ids])
+        tokens = pad_array(ids, self.tokenizer.vocab.pad_index)
+        logits, state = self.engine.lm(tokens, lengths, None)  # (P, T, V)
+        xp = self.engine.xp
+        return logits[xp.arange(len(ids)), xp.asarray(lengths - 1)], state
 
-    def _step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
-        logits, state = self.engine.lm(tokens.unsqueeze(1), None, state)  # (N, 1, V)
+    def _step(self, tokens: Array, state: Any) -> tuple[Array, Any]:
+        logits, state = self.engine.lm(tokens[:, None], None, state)  # (N, 1, V)
         return logits[:, -1], state
 
     def _check(self, prompts: Sequence[str], num_samples: int, beam: int) -> list[str]:
@@ -158,47 +169,45 @@ class LanguageModelRun(LoadedRun):
                     settings["temperature"][i],
                     settings["top_k"][i],
                     settings["top_p"][i],
-                    row_generator(settings["seed"][i], j, self.device),
+                    row_generator(settings["seed"][i], j),
                 )
                 for i in range(len(prompts))
                 for j in range(num_samples)
             ]
-        except RuntimeError as e:  # a seed torch cannot take
+        except (TypeError, ValueError) as e:  # a seed numpy cannot take
             raise UserError(f"seed: {e}") from None
         limits = [m for m in settings["max_new_tokens"] for _ in range(num_samples)]
         if min(limits) < 1:
             raise UserError("max_new_tokens: must be >= 1")
         eos = self.tokenizer.vocab.eos_index if stop_at_eos else None
         deadline = deadline_after(time_limit)
-        with torch.inference_mode():
-            first, state = self._read_prompts(prompts)
-            expand = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
-            first, state = first[expand], reorder_state(state, expand)
-            ids: list[list[int]] = [[] for _ in rows]
-            texts = ["" for _ in rows]
-            try:
-                steps = sample_stream(
-                    self._step, first, state, limits, rows, eos, stop=stop, deadline=deadline
-                )
-                for t, (tokens, alive, ended) in enumerate(steps):
-                    step = GenerationStep(
-                        t, [None] * len(rows), [""] * len(rows), [None] * len(rows)
-                    )
-                    for r in alive.nonzero().flatten().tolist():
-                        token = int(tokens[r])
-                        step.token_ids[r] = token
-                        if token == eos:
-                            step.finish_reasons[r] = "eos"
-                            continue
-                        ids[r].append(token)
-                        text = self.tokenizer.decode(ids[r])
-                        step.texts[r], texts[r] = text[len(texts[r]) :], text
-                        if ended[r]:
-                            early = "stop" if r in stop else "time"
-                            step.finish_reasons[r] = "length" if len(ids[r]) >= limits[r] else early
-                    yield step
-            except ValueError as e:  # a sampling setting out of range
-                raise UserError(f"generate: {e}") from None
+        xp = self.engine.xp
+        first, state = self._read_prompts(prompts)
+        expand = xp.repeat(xp.arange(len(prompts)), num_samples)
+        first, state = first[expand], reorder_state(state, expand)
+        ids: list[list[int]] = [[] for _ in rows]
+        texts = ["" for _ in rows]
+        try:
+            steps = sample_stream(
+                self._step, first, state, limits, rows, eos, stop=stop, deadline=deadline
+            )
+            for t, (tokens, alive, ended) in enumerate(steps):
+                step = GenerationStep(t, [None] * len(rows), [""] * len(rows), [None] * len(rows))
+                for r in xp.nonzero(alive).tolist():
+                    token = int(tokens[r])
+                    step.token_ids[r] = token
+                    if token == eos:
+                        step.finish_reasons[r] = "eos"
+                        continue
+                    ids[r].append(token)
+                    text = self.tokenizer.decode(ids[r])
+                    step.texts[r], texts[r] = text[len(texts[r]) :], text
+                    if ended[r]:
+                        early = "stop" if r in stop else "time"
+                        step.finish_reasons[r] = "length" if len(ids[r]) >= limits[r] else early
+                yield step
+        except ValueError as e:  # a sampling setting out of range
+            raise UserError(f"generate: {e}") from None
 
     def generate(
         self,
@@ -281,18 +290,10 @@ class LanguageModelRun(LoadedRun):
         n_best = min(num_samples, beam)
         eos = self.tokenizer.vocab.eos_index if stop_at_eos else None
         deadline = deadline_after(time_limit)
-        with torch.inference_mode():
-            first, state = self._read_prompts(prompts)
-            beams = beam_search(
-                self._step,
-                first,
-                state,
-                beam,
-                torch.tensor(limits),
-                eos=eos,
-                n_best=n_best,
-                deadline=deadline,
-            )
+        first, state = self._read_prompts(prompts)
+        beams = beam_search(
+            self._step, first, state, beam, limits, eos=eos, n_best=n_best, deadline=deadline
+        )
         ended_early = "eos" if eos is not None and not past(deadline) else "time"
         results = []
         for i, hypotheses in enumerate(beams):
@@ -311,14 +312,14 @@ class LanguageModelRun(LoadedRun):
         ids = [start_tokens(self.tokenizer, "") + self.tokenizer.encode_corpus(t) for t in texts]
         if any(len(x) < 2 for x in ids):
             raise UserError("score: a text has no token to score")
-        lengths = torch.tensor([len(x) - 1 for x in ids])
-        inputs = pad_ids([x[:-1] for x in ids], vocab.pad_index).to(self.device)
-        targets = pad_ids([x[1:] for x in ids], -100).to(self.device)
-        with torch.inference_mode():
-            logits, _ = self.engine.lm(inputs, lengths.to(self.device), None)  # (B, T, V)
-            losses = F.cross_entropy(
-                logits.float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
-            ).sum(1)  # (B,)
+        lengths = np.array([len(x) - 1 for x in ids])
+        inputs = pad_array([x[:-1] for x in ids], vocab.pad_index)  # (B, T)
+        targets = pad_array([x[1:] for x in ids], vocab.pad_index)  # (B, T)
+        real = np.arange(targets.shape[1]) < lengths[:, None]  # (B, T): not padding
+        logits, _ = self.engine.lm(inputs, lengths, None)  # (B, T, V)
+        xp = self.engine.xp
+        picked = xp.take_along(xp.log_softmax(logits), xp.asarray(targets)[..., None])[..., 0]
+        losses = -xp.where(xp.asarray(~real, "bool"), 0.0, picked).sum(1)  # (B,)
         scores = []
         for text, total, n in zip(texts, losses.tolist(), lengths.tolist(), strict=True):
             scores.append(TextScore(text, total / n, math.exp(min(total / n, 50)), n))
@@ -329,6 +330,8 @@ class LanguageModelRun(LoadedRun):
         if data is not None:
             text = read_text(data)
         elif split == "valid":
+            from ..tasks.lm import read_texts
+
             text = read_texts(self.cfg)["valid"]
         elif self.cfg.data.test is None:
             raise UserError(f"{self.path}: the run has no test file; pass --data FILE")
@@ -337,5 +340,7 @@ class LanguageModelRun(LoadedRun):
         if not hasattr(self.engine, "model"):
             raise UserError(f"{self.path}: evaluate reads a corpus with the PyTorch run; an "
                             "export scores texts (score) and generates")  # fmt: skip
+        from ..tasks.lm import LanguageModelScorer
+
         scorer = LanguageModelScorer(self.cfg, self.tokenizer, self.engine.model, self.device)
         return scorer.score(text)

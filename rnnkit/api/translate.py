@@ -1,5 +1,10 @@
 """A loaded translation model: ``translate`` (greedy or beam search, n-best with scores, the
-attention matrix if asked) and ``evaluate`` (BLEU and chrF with sacrebleu)."""
+attention matrix if asked) and ``evaluate`` (BLEU and chrF with sacrebleu).
+
+Decoding here is engine-neutral (``engine``): the sources are padded as numpy arrays, and
+the engine's own arrays come back to ``search.beam_search``; the training task validates
+with the same ``translate_ids``.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,96 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import torch
+import numpy as np
 
-from ..data.parallel import read_parallel
+from ..config import DecodeConfig
+from ..data.parallel import read_parallel, source_batches
+from ..data.tokenizers import Tokenizer, load_tokenizer
 from ..errors import UserError
-from ..tasks.translate import corpus_scores, encode_sources, read_data, translate_ids
+from ..progress import progress
+from ..search import beam_search
 from .base import LoadedRun, deadline_after, per_input
+
+
+class Tokenizers(NamedTuple):
+    """A translation run's vocabularies: one tokenizer per side (one object when joint)."""
+
+    source: Tokenizer
+    target: Tokenizer
+
+
+SOURCE_DIR, TARGET_DIR = "source", "target"  # where a run keeps each side's tokenizer
+
+
+def encode_sources(
+    tokenizer: Tokenizer, lines: list[str], max_length: int, name: str = "input"
+) -> list[list[int]]:
+    """Source lines -> ids; a line of more than ``max_length`` tokens is a UserError naming it."""
+    sources = []
+    for number, line in enumerate(lines, 1):
+        ids = tokenizer.encode(line)
+        if len(ids) > max_length:
+            raise UserError(
+                f"{name}:{number}: {len(ids)} tokens, more than decode.max_source_length "
+                f"({max_length}); split the line"
+            )
+        sources.append(ids)
+    return sources
+
+
+def translate_ids(
+    engine: Any,
+    tokenizers: Tokenizers,
+    sources: list[list[int]],
+    decode: DecodeConfig,
+    beam_size: int | None = None,
+    n_best: int = 1,
+    deadline: float | None = None,
+) -> list[list[tuple[list[int], float]]]:
+    """Beam search (beam 1: greedy) for every source, in input order: the ``n_best`` best
+    (target ids without ``<eos>``, score) each. Outputs stop at ``max_length_ratio`` x the
+    source length + 10 tokens, or where the ``time.monotonic()`` ``deadline`` passes.
+    ``engine``: its ``start`` and ``search_step`` (``api.engine``)."""
+    source_vocab, target_vocab = tokenizers.source.vocab, tokenizers.target.vocab
+    results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
+    batches = source_batches(
+        sources, decode.batch_size, source_vocab.pad_index, source_vocab.eos_index
+    )
+    ratio = np.float32(decode.max_length_ratio)
+    for source, lengths, indices in progress(batches, desc="translate"):
+        first, state = engine.start(source, lengths, target_vocab.bos_index)
+        limits = (lengths.astype(np.float32) * ratio).astype(np.int64) + 10  # (B,)
+        beams = beam_search(
+            engine.search_step,
+            first,
+            state,
+            beam_size or decode.beam_size,
+            limits,
+            eos=target_vocab.eos_index,
+            length_penalty=decode.length_penalty,
+            n_best=n_best,
+            block_ngram_repeat=decode.block_ngram_repeat,
+            batch_dim=0,
+            deadline=deadline,
+        )
+        for index, hypotheses in zip(indices, beams, strict=True):
+            results[index] = hypotheses
+    return results
+
+
+def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
+    """sacrebleu's corpus BLEU and chrF, and their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(force=True), CHRF()  # force: tokenized references (tok/ files) are meant
+    return {
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
 
 
 @dataclass
@@ -47,6 +134,12 @@ class Translation:
 
 class TranslationRun(LoadedRun):
     """``rnnkit.load`` of a translate run."""
+
+    tasks = ("translate",)
+
+    @staticmethod
+    def load_vocabularies(directory: Path) -> Tokenizers:
+        return Tokenizers(*(load_tokenizer(Path(directory) / d) for d in (SOURCE_DIR, TARGET_DIR)))
 
     @property
     def tokenizers(self):
@@ -85,10 +178,9 @@ class TranslationRun(LoadedRun):
         attention = per_input(attention, len(sentences), "attention")
         deadline = deadline_after(time_limit)
         sources = encode_sources(self.tokenizers.source, sentences, decode.max_source_length, name)
-        with torch.inference_mode():
-            results = translate_ids(
-                self.engine, self.tokenizers, sources, decode, self.device, beam, n_best, deadline
-            )
+        results = translate_ids(
+            self.engine, self.tokenizers, sources, decode, beam, n_best, deadline
+        )
         translations = []
         for sentence, source, hypotheses, wanted in zip(
             sentences, sources, results, attention, strict=True
@@ -105,12 +197,11 @@ class TranslationRun(LoadedRun):
         """The decoder's attention (T+1, S+1) producing ``output`` then ``<eos>`` from
         ``source`` + ``<eos>``, teacher-forced on the output."""
         source_vocab, target_vocab = self.tokenizers.source.vocab, self.tokenizers.target.vocab
-        src = torch.tensor([source + [source_vocab.eos_index]], device=self.device)  # (1, S+1)
-        target_in = torch.tensor([[target_vocab.bos_index] + output], device=self.device)
-        lengths = torch.tensor([src.shape[1]], device=self.device)
-        weights = self.engine.attention(src, lengths, target_in)[0]  # (T+1, S+1)
+        src = np.array([source + [source_vocab.eos_index]])  # (1, S+1)
+        target_in = np.array([[target_vocab.bos_index] + output])  # (1, T+1)
+        weights = self.engine.attention(src, np.array([src.shape[1]]), target_in)[0]  # (T+1, S+1)
         return AttentionMatrix(
-            weights.float().cpu().tolist(),
+            self.engine.xp.to_numpy(weights).astype(float).tolist(),
             [source_vocab.itos[i] for i in src[0].tolist()],
             [target_vocab.itos[i] for i in output] + [target_vocab.itos[target_vocab.eos_index]],
         )
@@ -129,6 +220,8 @@ class TranslationRun(LoadedRun):
         if source is not None:
             pairs, name = read_parallel(source, reference), str(source)
         else:
+            from ..tasks.translate import read_data
+
             splits = read_data(self.cfg)
             if split not in splits:
                 raise UserError(f"{self.path}: the run has no {split} data; pass --src and --ref")

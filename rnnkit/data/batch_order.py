@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import torch
-
 T = TypeVar("T")
 
 
 def permutation(count: int, seed: int) -> list[int]:
     """A random order of range(count), the same for the same seed."""
+    import torch  # here, not above: batching for decoding (an ONNX export) runs without it
+
     return torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
 
 

@@ -1,18 +1,40 @@
-"""Padding: id lists of different lengths -> one (B, T) batch, the one place every task pads."""
+"""Padding: id lists of different lengths -> one (B, T) batch, the one place every task pads.
+
+``pad_array`` is numpy, so that decoding an ONNX export pads without torch; ``pad_ids`` is the
+same batch as a tensor, for training and the PyTorch models.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-import torch
-from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
+import numpy as np
 
 
-def pad_ids(rows: Sequence[Sequence[int]], pad: int) -> Tensor:
-    """Id lists -> (B, longest row) long, each row right-padded with ``pad``."""
-    return pad_sequence(
-        [torch.as_tensor(list(row), dtype=torch.long) for row in rows],
-        batch_first=True,
-        padding_value=pad,
-    )
+def pad_array(rows: Sequence[Sequence[int]], pad: int) -> np.ndarray:
+    """Id lists -> (B, longest row) int64, each row right-padded with ``pad``."""
+    out = np.full((len(rows), max((len(row) for row in rows), default=0)), pad, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def tensors(*arrays: np.ndarray) -> tuple[Any, ...]:
+    """numpy arrays -> torch tensors sharing their memory (torch is imported here, not above)."""
+    import torch
+
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
+def pad_ids(rows: Sequence[Sequence[int]], pad: int) -> Any:
+    """``pad_array`` as a torch long tensor (B, longest row)."""
+    return tensors(pad_array(rows, pad))[0]
+
+
+def pad_sources(
+    sources: Sequence[Sequence[int]], pad: int, eos: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """x_1 .. x_m -> (rows x_1 .. x_m <eos> padded (B, S), lengths m + 1 (B,)), int64."""
+    lengths = np.array([len(src) + 1 for src in sources], dtype=np.int64)
+    return pad_array([[*src, eos] for src in sources], pad), lengths

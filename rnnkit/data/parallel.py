@@ -22,16 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from rnnkit.data.textio import read_lines
 from rnnkit.errors import UserError
 
 from .batch_order import permutation, rank_share
-from .padding import pad_ids
+from .padding import pad_ids, pad_sources, tensors
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Pair = tuple[list[int], list[int]]  # (source ids, target ids), no specials
 
@@ -179,7 +181,7 @@ class PairBatches:
         indices = self._batches(epoch)[k]
         sources = [self.pairs[i][0] for i in indices]
         targets = [self.pairs[i][1] for i in indices]
-        source, source_lengths = _pad_sources(sources, self.pad, self.eos)  # (B, S), (B,)
+        source, source_lengths = tensors(*pad_sources(sources, self.pad, self.eos))  # (B, S), (B,)
         target_in = pad_ids([[self.bos, *tgt] for tgt in targets], self.pad)  # (B, T)
         target_out = pad_ids([[*tgt, self.eos] for tgt in targets], self.pad)  # (B, T)
         return PairBatch(source, source_lengths, target_in, target_out, indices)
@@ -192,7 +194,7 @@ class PairBatches:
 
 def source_batches(
     sources: list[list[int]], batch_size: int, pad: int, eos: int
-) -> Iterator[tuple[Tensor, Tensor, list[int]]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
     """Sources to translate -> (source (B, S), source_lengths (B,), indices), shortest first.
 
     Padded as in ``PairBatch`` (``<eos>`` appended); sorting by length keeps padding small, and
@@ -201,7 +203,7 @@ def source_batches(
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        source, lengths = _pad_sources([sources[i] for i in indices], pad, eos)
+        source, lengths = pad_sources([sources[i] for i in indices], pad, eos)
         yield source, lengths, indices
 
 
@@ -216,9 +218,3 @@ def _cut_by_tokens(costs: list[int], budget: int) -> list[tuple[int, int]]:
         longest = max(longest, cost)
     bounds.append((start, len(costs)))
     return bounds
-
-
-def _pad_sources(sources: list[list[int]], pad: int, eos: int) -> tuple[Tensor, Tensor]:
-    """x_1 .. x_m -> (rows x_1 .. x_m <eos> padded (B, S), lengths m + 1 (B,))."""
-    lengths = torch.tensor([len(src) + 1 for src in sources], dtype=torch.long)
-    return pad_ids([[*src, eos] for src in sources], pad), lengths

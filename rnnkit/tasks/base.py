@@ -66,7 +66,11 @@ class Task:
         raise NotImplementedError
 
     def load_vocabularies(self, directory: Path) -> Any:
-        raise NotImplementedError
+        """What ``save_vocabularies`` wrote: read by the task's loaded-run type
+        (``api.RUN_TYPES``), which reads an ONNX export's vocabularies without torch."""
+        from ..api import RUN_TYPES
+
+        return RUN_TYPES[self.name].load_vocabularies(directory)
 
     def build_model(self, cfg: Config, vocabularies: Any) -> nn.Module:
         raise NotImplementedError
@@ -85,11 +89,6 @@ class Task:
 
     def test_metrics(self, training_task: Any, data: dict[str, Any]) -> dict[str, Any]:
         """Scores on the test split, at the end of training."""
-        raise NotImplementedError
-
-    def loaded(self, path: Path, cfg: Config, vocabularies: Any, engine: Any) -> Any:
-        """The object ``rnnkit.load`` returns for a run of this task (``api/``), its model
-        behind ``engine`` (``api.engine.TorchEngine``)."""
         raise NotImplementedError
 
     def diagnostic_batch(
@@ -114,14 +113,15 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def score_split(task: Any, evaluate: Callable[..., dict[str, Any]], split: str) -> dict[str, Any]:
-    """A labelling task's scores on one of its splits: ``evaluate(model, vocabularies, examples,
-    device, name, batch_size)`` with the model in eval mode, errors naming the split's file."""
+    """A labelling task's scores on one of its splits: ``evaluate(engine, vocabularies,
+    examples, name, batch_size)`` with the model in eval mode, errors naming the split's file."""
+    from ..api.engine import TorchEngine
+
     with evaluating(task.model):
         return evaluate(
-            task.model,
+            TorchEngine(task.model, task.device),
             task.tokenizers,
             task.data[split],
-            task.device,
             str(getattr(task.cfg.data, split) or task.cfg.data.train),
             task.cfg.data.eval_batch_size,
         )

@@ -28,7 +28,6 @@ from ..data.tokenizers import (
     SUBWORD_MODEL_FILE,
     TOKENIZER_FILE,
     Tokenizer,
-    load_tokenizer,
     tokenizer_from_config,
 )
 from ..errors import UserError
@@ -183,17 +182,6 @@ class LanguageModelTask(LanguageModelScorer):
         self.carried = carried if carried is None or isinstance(carried, Tensor) else tuple(carried)
 
 
-def start_tokens(tokenizer: Tokenizer, prompt: str) -> list[int]:
-    """The prompt's ids; an empty prompt starts where a text starts: after a newline (char)
-    or an end of sentence (word, subword)."""
-    if prompt:
-        ids = tokenizer.encode(prompt)
-        if ids:
-            return ids
-    vocab = tokenizer.vocab
-    return [vocab.index("\n")] if tokenizer.kind == "char" and "\n" in vocab else [vocab.eos_index]
-
-
 class LanguageModelling(Task):
     """``task: lm``: one tokenizer (``tokenizer.json``), an ``RNNLanguageModel``."""
 
@@ -211,9 +199,6 @@ class LanguageModelling(Task):
     def save_vocabularies(self, tokenizer: Tokenizer, directory: Path) -> None:
         tokenizer.save(directory)
 
-    def load_vocabularies(self, directory: Path) -> Tokenizer:
-        return load_tokenizer(directory)
-
     def build_model(self, cfg: Config, tokenizer: Tokenizer) -> RNNLanguageModel:
         vocab = tokenizer.vocab
         model = RNNLanguageModel(len(vocab), cfg.model, vocab.pad_index)
@@ -225,11 +210,6 @@ class LanguageModelling(Task):
 
     def test_metrics(self, task: LanguageModelTask, data: dict[str, str]) -> dict[str, float]:
         return task.score(data["test"])
-
-    def loaded(self, path: Path, cfg: Config, tokenizer: Tokenizer, engine: Any) -> Any:
-        from ..api.lm import LanguageModelRun
-
-        return LanguageModelRun(path, cfg, tokenizer, engine)
 
     def diagnostic_batch(
         self, cfg: Config, tokenizer: Tokenizer, data: dict[str, str], size: int

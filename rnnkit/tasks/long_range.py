@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -120,9 +120,6 @@ class LongRange(Task):
     def save_vocabularies(self, vocabularies: None, directory: Path) -> None:
         pass
 
-    def load_vocabularies(self, directory: Path) -> None:
-        return None
-
     def build_model(self, cfg: Config, vocabularies: None) -> LongRangeModel:
         return LongRangeModel(cfg.model, self.symbols)
 
@@ -139,11 +136,6 @@ class LongRange(Task):
 
     def test_metrics(self, task: LongRangeTask, data: dict[str, Batch]) -> dict[str, float]:
         return task.score(data["test"])
-
-    def loaded(self, path: Path, cfg: Config, vocabularies: None, engine: Any) -> Any:
-        from ..api.long_range import LongRangeRun
-
-        return LongRangeRun(path, cfg, vocabularies, engine)
 
     def diagnostic_batch(
         self, cfg: Config, vocabularies: None, data: dict[str, Batch], size: int

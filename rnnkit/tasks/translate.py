@@ -17,35 +17,31 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
-from sacrebleu.metrics import BLEU, CHRF
 from torch import Tensor, nn
 
-from ..config import Config, DecodeConfig, TrainConfig
-from ..data.parallel import PairBatches, filter_pairs, read_parallel, source_batches
+from ..api.engine import TorchEngine
+from ..api.translate import (
+    SOURCE_DIR,
+    TARGET_DIR,
+    Tokenizers,
+    corpus_scores,
+    encode_sources,
+    translate_ids,
+)
+from ..config import Config, TrainConfig
+from ..data.parallel import PairBatches, filter_pairs, read_parallel
 from ..data.splits import read_splits
-from ..data.tokenizers import Tokenizer, load_tokenizer, tokenizer_from_config
+from ..data.tokenizers import tokenizer_from_config
 from ..errors import UserError
 from ..losses import token_cross_entropy
 from ..models.seq2seq import Seq2Seq
-from ..progress import progress
-from ..search import beam_search
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from .base import Task, VocabularyTask, evaluating
 
 Pairs = list[tuple[str, str]]
-
-
-class Tokenizers(NamedTuple):
-    """A translation run's vocabularies: one tokenizer per side (one object when joint)."""
-
-    source: Tokenizer
-    target: Tokenizer
-
-
-SOURCE_DIR, TARGET_DIR = "source", "target"  # where a run keeps each side's tokenizer
 
 
 def reverse_task(count: int, seed: int, max_length: int = 12, alphabet: int = 20) -> Pairs:
@@ -120,60 +116,6 @@ def teacher_forcing_ratio(cfg: TrainConfig, step: int) -> float:
     else:
         ratio = k / (k + math.exp(min(step / k, 700.0)))
     return max(floor, ratio)
-
-
-@torch.no_grad()
-def translate_ids(
-    model: Seq2Seq | Any,
-    tokenizers: Tokenizers,
-    sources: list[list[int]],
-    decode: DecodeConfig,
-    device: torch.device,
-    beam_size: int | None = None,
-    n_best: int = 1,
-    deadline: float | None = None,
-) -> list[list[tuple[list[int], float]]]:
-    """Beam search (beam 1: greedy) for every source, in input order: the ``n_best`` best
-    (target ids without ``<eos>``, score) each. Outputs stop at ``max_length_ratio`` x the
-    source length + 10 tokens, or where the ``time.monotonic()`` ``deadline`` passes.
-    ``model``: a ``Seq2Seq`` in eval mode, or any engine with its ``start`` and
-    ``search_step`` (``api.engine``)."""
-    source_vocab, target_vocab = tokenizers.source.vocab, tokenizers.target.vocab
-    results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
-    batches = source_batches(
-        sources, decode.batch_size, source_vocab.pad_index, source_vocab.eos_index
-    )
-    for source, lengths, indices in progress(batches, desc="translate"):
-        source, lengths = source.to(device), lengths.to(device)
-        first, state = model.start(source, lengths, target_vocab.bos_index)
-        limits = (lengths.float() * decode.max_length_ratio).long() + 10  # (B,)
-        beams = beam_search(
-            model.search_step,
-            first,
-            state,
-            beam_size or decode.beam_size,
-            limits,
-            eos=target_vocab.eos_index,
-            length_penalty=decode.length_penalty,
-            n_best=n_best,
-            block_ngram_repeat=decode.block_ngram_repeat,
-            batch_dim=0,
-            deadline=deadline,
-        )
-        for index, hypotheses in zip(indices, beams, strict=True):
-            results[index] = hypotheses
-    return results
-
-
-def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, Any]:
-    """sacrebleu's corpus BLEU and chrF, and their signatures."""
-    bleu, chrf = BLEU(force=True), CHRF()  # force: tokenized references (tok/ files) are meant
-    return {
-        "bleu": bleu.corpus_score(hypotheses, [references]).score,
-        "chrf": chrf.corpus_score(hypotheses, [references]).score,
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-    }
 
 
 class TranslationTask(VocabularyTask):
@@ -274,46 +216,13 @@ class TranslationTask(VocabularyTask):
 
     def score(self, pairs: Pairs, beam_size: int | None = None) -> dict[str, Any]:
         """BLEU and chrF of the model's translations of the sources against the targets."""
+        decode, tokenizers = self.cfg.decode, self.tokenizers
+        sources = encode_sources(tokenizers.source, [s for s, _ in pairs], decode.max_source_length)
         with evaluating(self.model):
-            hypotheses = translate_texts(
-                self.model, self.tokenizers, [s for s, _ in pairs], self.cfg, self.device, beam_size
-            )
-        return corpus_scores([h[0][0] for h in hypotheses], [t for _, t in pairs])
-
-
-def encode_sources(
-    tokenizer: Tokenizer, lines: list[str], max_length: int, name: str = "input"
-) -> list[list[int]]:
-    """Source lines -> ids; a line of more than ``max_length`` tokens is a UserError naming it."""
-    sources = []
-    for number, line in enumerate(lines, 1):
-        ids = tokenizer.encode(line)
-        if len(ids) > max_length:
-            raise UserError(
-                f"{name}:{number}: {len(ids)} tokens, more than decode.max_source_length "
-                f"({max_length}); split the line"
-            )
-        sources.append(ids)
-    return sources
-
-
-def translate_texts(
-    model: Seq2Seq,
-    tokenizers: Tokenizers,
-    lines: list[str],
-    cfg: Config,
-    device: torch.device,
-    beam_size: int | None = None,
-    n_best: int = 1,
-    name: str = "input",
-) -> list[list[tuple[str, float]]]:
-    """Source lines -> for each, the n-best (detokenized translation, score)."""
-    sources = encode_sources(tokenizers.source, lines, cfg.decode.max_source_length, name)
-    results = translate_ids(model, tokenizers, sources, cfg.decode, device, beam_size, n_best)
-    return [
-        [(tokenizers.target.decode(ids), score) for ids, score in hypotheses]
-        for hypotheses in results
-    ]
+            engine = TorchEngine(self.model, self.device)
+            results = translate_ids(engine, tokenizers, sources, decode, beam_size)
+        hypotheses = [tokenizers.target.decode(best[0][0]) for best in results]
+        return corpus_scores(hypotheses, [t for _, t in pairs])
 
 
 class Translation(Task):
@@ -334,9 +243,6 @@ class Translation(Task):
             (Path(directory) / name).mkdir(exist_ok=True)
             tokenizer.save(Path(directory) / name)
 
-    def load_vocabularies(self, directory: Path) -> Tokenizers:
-        return Tokenizers(*(load_tokenizer(Path(directory) / d) for d in (SOURCE_DIR, TARGET_DIR)))
-
     def build_model(self, cfg: Config, tokenizers: Tokenizers) -> Seq2Seq:
         source, target = (t.vocab for t in tokenizers)
         return Seq2Seq(len(source), len(target), cfg.model, source.pad_index, target.pad_index)
@@ -344,8 +250,3 @@ class Translation(Task):
     def test_metrics(self, task: TranslationTask, data: dict[str, Pairs]) -> dict[str, Any]:
         """BLEU and chrF on the test pairs, with ``decode.beam_size``."""
         return task.score(data["test"], task.cfg.decode.beam_size)
-
-    def loaded(self, path: Path, cfg: Config, tokenizers: Tokenizers, engine: Any) -> Any:
-        from ..api.translate import TranslationRun
-
-        return TranslationRun(path, cfg, tokenizers, engine)
