@@ -33,7 +33,7 @@ import typing
 
 from . import __version__, progress
 from .config import load_config
-from .errors import UserError
+from .errors import TrainingDiverged, UserError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -470,8 +470,6 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from .training.trainer import TrainingDiverged
-
     try:
         COMMANDS[args.command][1](args)
     except UserError as e:

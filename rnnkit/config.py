@@ -325,13 +325,14 @@ def _check_range(value: Any, bounds: dict[str, float | None], where: str) -> Non
         raise UserError(f"{where} must be {wanted}, got {value!r}")
 
 
-def _build(cls: type, values: Any, source: str, prefix: str = "") -> Any:
+def _build(
+    cls: type, values: Any, source: str, allowed: dict[str, tuple[str, ...]], prefix: str = ""
+) -> Any:
     if not isinstance(values, dict):
         where = prefix.rstrip(".") or "the file"
         raise UserError(f"{source}: '{where}' must be a mapping of keys")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    allowed = choices()
     kwargs = {}
     for name_in_file, value in values.items():
         name = f"{prefix}{name_in_file}"
@@ -342,7 +343,9 @@ def _build(cls: type, values: Any, source: str, prefix: str = "") -> Any:
             raise UserError(f"{source}: unknown key '{name}'{hint}")
         where = f"{source}: key '{name}'"
         if dataclasses.is_dataclass(hints[name_in_file]):
-            kwargs[name_in_file] = _build(hints[name_in_file], value or {}, source, f"{name}.")
+            kwargs[name_in_file] = _build(
+                hints[name_in_file], value or {}, source, allowed, f"{name}."
+            )
             continue
         checked = _check_type(value, hints[name_in_file], where)
         if name in allowed and checked is not None and checked not in allowed[name]:
@@ -402,8 +405,14 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
-def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
-    """The checked ``Config`` of a YAML tree (a recipe, or a run directory's ``run_config``)."""
+def config_from_dict(
+    tree: dict[str, Any], source: str = "config", check_choices: bool = True
+) -> Config:
+    """The checked ``Config`` of a YAML tree (a recipe, or a run directory's ``run_config``).
+
+    ``check_choices=False`` skips the choice keys' lists (``choices()``), which live in the
+    modules that implement them, and so import torch: an ONNX export's config, checked when it
+    was exported, is read so where torch is not installed."""
     if not isinstance(tree, dict):
         raise UserError(f"{source}: the file must be a mapping of keys")
     tree = dict(tree)
@@ -413,7 +422,7 @@ def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
             f"{source}: config_version {version!r} is newer than this rnnkit reads "
             f"({CONFIG_VERSION}); upgrade rnnkit"
         )
-    cfg = _build(Config, tree, source)
+    cfg = _build(Config, tree, source, choices() if check_choices else {})
     _check_task_keys(cfg, source)
     return cfg
 

@@ -1,4 +1,6 @@
-"""The one exception the CLI turns into a one-line message and exit status 2."""
+"""The exceptions the CLI turns into a one-line message: ``UserError`` (exit status 2) and
+``TrainingDiverged`` (exit status 1). Here, without torch, so the CLI can catch them in a
+process that only decodes an ONNX export."""
 
 
 class UserError(Exception):
@@ -7,3 +9,7 @@ class UserError(Exception):
     The message is one line and names the file, line or key at fault, e.g.
     ``data/train.txt:17: invalid UTF-8``. The CLI prints ``rnnkit: error: <message>`` and exits 2.
     """
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or inf."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -23,7 +23,7 @@ INCHES_PER_TOKEN = 0.35
 
 
 def attention_heatmap(
-    weights: torch.Tensor | np.ndarray,
+    weights: Any,
     source_tokens: list[str],
     target_tokens: list[str],
     path: str | Path,
@@ -33,7 +33,7 @@ def attention_heatmap(
 
     The colour scale is fixed to 0..1 so that heatmaps of different sentences compare.
     """
-    if isinstance(weights, torch.Tensor):
+    if hasattr(weights, "detach"):  # a torch tensor (duck-typed: plotting needs no torch)
         weights = weights.detach().float().cpu().numpy()
     weights = np.asarray(weights)
     expected = (len(target_tokens), len(source_tokens))

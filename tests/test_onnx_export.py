@@ -7,7 +7,10 @@ and every attention, bridge and pooling."""
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,9 +254,45 @@ def test_an_export_decodes_as_pytorch_does(exports):
                 assert g.probabilities == pytest.approx(w.probabilities, abs=1e-5)
 
 
-def test_the_cli_runs_an_export_and_exports_on_the_fly(exports, capsys, monkeypatch):
-    import io
+# The CLI in a process where ``import torch`` fails: what a user without torch runs.
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from rnnkit.cli import main; "
 
+
+def without_torch(code: str, *argv: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH + code, *argv], input=stdin,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command, task, stdin, options",
+    [
+        ("translate", "translate", "a b c d\ne f g h i\nl\n", ["--beam", "5", "--n-best", "2"]),
+        ("translate", "translate", "m n o p q\n", ["--beam", "1"]),
+        ("generate", "lm", "", ["--prompt", "ROMEO:", "--max-new-tokens", "30", "--seed", "3",
+                                "--temperature", "0.8", "--top-k", "10", "--top-p", "0.9"]),
+        ("generate", "lm", "", ["--prompt", "To be", "--beam", "5", "--num-samples", "2",
+                                "--max-new-tokens", "20"]),
+        ("predict", "classify", "w1 x2 y\nw0\n", []),
+        ("predict", "tag", "w1 x2\nw3 x0 w1\n", []),
+    ],
+)  # fmt: skip
+def test_decoding_an_export_never_imports_torch(
+    exports, capsys, monkeypatch, command, task, stdin, options
+):
+    """The export decodes in a process that cannot import torch, and prints what the PyTorch
+    run prints: the same search, fed numpy arrays by onnxruntime."""
+    assert without_torch("import torch").returncode != 0  # the blocker blocks
+    run, export = exports[task]
+    done = without_torch(
+        "sys.exit(main(sys.argv[1:]))", "-q", command, str(export), *options, stdin=stdin
+    )
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(["-q", command, str(run), *options]) == 0
+    assert done.stdout == capsys.readouterr().out and done.stdout.strip()
+
+
+def test_the_cli_runs_an_export_and_exports_on_the_fly(exports, capsys, monkeypatch):
     run, export = exports["translate"]
     outputs = []
     for argv in ([str(run)], [str(export)], [str(run), "--engine", "onnxruntime"]):

@@ -66,7 +66,7 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedR
             raise UserError(f"{path}: an ONNX export runs on the CPU (onnxruntime), not {device}")
         folder, graphs = Path(path), OnnxEngine(path)
         config = folder / "config.yaml"
-        cfg = config_from_dict(yaml.safe_load(read_text(config)), str(config))
+        cfg = config_from_dict(yaml.safe_load(read_text(config)), str(config), False)
         run_type = RUN_TYPES[graphs.manifest["task"]]
         return run_type(folder, cfg, run_type.load_vocabularies(folder), graphs)
     return load_run_directory(path, device)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..config import TrainConfig
-from ..errors import UserError
+from ..errors import TrainingDiverged, UserError
 from ..rundir import TENSORBOARD_DIR, RunDir
 from .distributed import Distributed, gather_digests, wrap_model
 
@@ -70,10 +70,6 @@ class StatelessTask:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
-
-
-class TrainingDiverged(Exception):
-    """The loss became NaN or inf."""
 
 
 # train.optimizer -> the torch.optim optimizer (momentum and nesterov are SGD with momentum)
