@@ -9,9 +9,11 @@ now and an attention decoder later::
 hypotheses; torch's recurrent states, (L*D, N, H), have it at dim 1. The arrays are torch
 tensors (a PyTorch model, on any device) or numpy arrays (an ONNX export in onnxruntime):
 every operation goes through ``arrays.namespace``, so this one search serves both, and
-decoding an export never imports torch. Decoding is incremental:
-the caller has already read the prompt (or the source) and passes the logits after it,
-``first_logits``, together with the state; every step then feeds only the newest token.
+decoding an export never imports torch.
+
+Decoding is incremental: the caller has already read the prompt (or the source) and passes
+the logits after it, ``first_logits``, together with the state; every step then feeds only
+the newest token.
 
 Conventions shared by every function here:
 
