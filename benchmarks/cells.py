@@ -1,10 +1,13 @@
 """Forward+backward time of rnnkit's explicit cells against torch's fused kernels.
 
 For each cell and (B, T, H), one layer with input size H: the time of ``out, h = layer(x);
-out.sum().backward()``, explicit path (``fused=False``) and fused path on the same weights,
-measured interleaved in one run (median of --repeat timings each), and their ratio.
-The variants no kernel computes (peephole LSTM, reset-before GRU) are timed against the fused
-plain LSTM/GRU of the same size.
+out.sum().backward()`` on the same weights by three paths, measured interleaved in one run
+(median of --repeat timings each): the fused kernel, the explicit cells with the hand-written
+BPTT (``bptt="handwritten"``, the default) and with autograd over the cells
+(``bptt="autograd"``, the old path). The variants no kernel computes (peephole LSTM,
+reset-before GRU) are timed against the fused plain LSTM/GRU of the same size. Each path's
+speed is also given as a fraction of this machine's fp32 GEMM peak (a (2048, 2048) matmul):
+fwd+bwd of a layer is ``6 T B kH (I + H)`` flops of GEMM (k gates), the rest is pointwise.
 
     python benchmarks/cells.py                      # CPU, fp32, the table of RESULTS.md
     python benchmarks/cells.py --device cuda        # on a GPU
@@ -22,13 +25,13 @@ import torch
 from rnnkit.nn import GRU, LSTM, RNN
 
 SIZES = [(20, 35, 200), (64, 50, 256), (32, 100, 512)]
-# (row label, explicit layer, fused layer it is timed against)
+# (row label, gates, explicit layer given its bptt, fused layer it is timed against)
 CASES = [
-    ("LSTM", lambda h: LSTM(h, h, fused=False), lambda h: LSTM(h, h)),
-    ("GRU", lambda h: GRU(h, h, fused=False), lambda h: GRU(h, h)),
-    ("RNN tanh", lambda h: RNN(h, h, fused=False), lambda h: RNN(h, h)),
-    ("LSTM peephole", lambda h: LSTM(h, h, peephole=True), lambda h: LSTM(h, h)),
-    ("GRU reset=before", lambda h: GRU(h, h, reset="before"), lambda h: GRU(h, h)),
+    ("LSTM", 4, lambda h, b: LSTM(h, h, fused=False, bptt=b), lambda h: LSTM(h, h)),
+    ("GRU", 3, lambda h, b: GRU(h, h, fused=False, bptt=b), lambda h: GRU(h, h)),
+    ("RNN tanh", 1, lambda h, b: RNN(h, h, fused=False, bptt=b), lambda h: RNN(h, h)),
+    ("LSTM peephole", 4, lambda h, b: LSTM(h, h, peephole=True, bptt=b), lambda h: LSTM(h, h)),
+    ("GRU reset=before", 3, lambda h, b: GRU(h, h, reset="before", bptt=b), lambda h: GRU(h, h)),
 ]
 
 
@@ -46,17 +49,29 @@ def fwd_bwd_seconds(layer: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def compare(
-    explicit: torch.nn.Module, fused: torch.nn.Module, x: torch.Tensor, repeat: int
-) -> tuple[float, float]:
-    """Median seconds of each, timings interleaved so that machine noise hits both alike."""
+def compare(layers: list[torch.nn.Module], x: torch.Tensor, repeat: int) -> list[float]:
+    """Median seconds of each layer, timings interleaved so that machine noise hits all alike."""
     for _ in range(2):  # warm-up: allocator, oneDNN/cuDNN plans
-        fwd_bwd_seconds(explicit, x), fwd_bwd_seconds(fused, x)
-    explicit_times, fused_times = [], []
+        for layer in layers:
+            fwd_bwd_seconds(layer, x)
+    times: list[list[float]] = [[] for _ in layers]
     for _ in range(repeat):
-        explicit_times.append(fwd_bwd_seconds(explicit, x))
-        fused_times.append(fwd_bwd_seconds(fused, x))
-    return statistics.median(explicit_times), statistics.median(fused_times)
+        for layer, timings in zip(layers, times, strict=True):
+            timings.append(fwd_bwd_seconds(layer, x))
+    return [statistics.median(t) for t in times]
+
+
+def gemm_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:
+    """fp32 GEMM flops/s of an (n, n) x (n, n) matmul, best of ``repeat``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeat + 2):
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
 
 
 def main() -> None:
@@ -74,22 +89,34 @@ def main() -> None:
         if device.type == "cuda"
         else platform.processor() or "cpu"
     )
+    flags = ""
+    if device.type == "cpu":
+        flags = (f", CPU capability {torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 "
+                 f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}")  # fmt: skip
+    peak = gemm_peak(device)
     print(
-        f"# rnnkit.nn explicit vs fused, forward+backward, fp32, {name}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"# rnnkit.nn explicit vs fused, forward+backward, fp32, {name}{flags}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"fp32 GEMM peak {peak / 1e9:.0f} GFLOP/s"
     )
     print(f"# python benchmarks/cells.py --device {args.device} --repeat {args.repeat}\n")
-    print("| cell | B | T | H | explicit ms | fused ms | explicit/fused |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, make_explicit, make_fused in CASES:
+    print("| cell | B | T | H | fused ms | hand-written ms | autograd ms | hand-written/fused "
+          "| autograd/fused | % GEMM peak: fused / hand-written / autograd |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, gates, make_explicit, make_fused in CASES:
         for batch, steps, hidden in SIZES:
-            explicit, fused = make_explicit(hidden).to(device), make_fused(hidden).to(device)
-            assert not explicit.fused and fused.fused
+            fused = make_fused(hidden).to(device)
+            mine, old = (make_explicit(hidden, b).to(device) for b in ("handwritten", "autograd"))
+            assert fused.fused and not mine.fused and mine.bptt == "handwritten"
             x = torch.randn(steps, batch, hidden, device=device)
-            t_explicit, t_fused = compare(explicit, fused, x, args.repeat)
+            seconds = compare([fused, mine, old], x, args.repeat)
+            flops = 6 * steps * batch * gates * hidden * (hidden + hidden)
+            share = " / ".join(f"{100 * flops / t / peak:.0f}" for t in seconds)
+            t_fused, t_mine, t_old = seconds
             print(
-                f"| {label} | {batch} | {steps} | {hidden} | {1e3 * t_explicit:.2f} | "
-                f"{1e3 * t_fused:.2f} | {t_explicit / t_fused:.2f} |",
+                f"| {label} | {batch} | {steps} | {hidden} | {1e3 * t_fused:.2f} | "
+                f"{1e3 * t_mine:.2f} | {1e3 * t_old:.2f} | **{t_mine / t_fused:.2f}** | "
+                f"{t_old / t_fused:.2f} | {share} |",
                 flush=True,
             )
 

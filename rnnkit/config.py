@@ -130,6 +130,7 @@ class ModelConfig:
     reset: str = key("after")  # gru: after | before
     gate: str = key("sigmoid")  # gru: sigmoid | hard_sigmoid
     fused: bool | None = key(None)
+    bptt: str = key("handwritten")  # the explicit path's backward: handwritten | autograd
     embedding_size: int = key(200, ("lm", "translate", "copy", "classify", "tag"), **COUNT)
     hidden_size: int = key(200, ALL, **COUNT)
     num_layers: int = key(2, ALL, **COUNT)
@@ -256,6 +257,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .models.recurrent import CELLS, RECURRENT_INITS
     from .models.seq2seq import BRIDGES
     from .nn.cells import GATE_ACTIVATIONS, GRU_RESETS, RNN_NONLINEARITIES
+    from .nn.layers import BPTT_MODES
     from .tasks import TASKS
     from .tasks.translate import SAMPLING_SCHEDULES, SYNTHETIC_TASKS
     from .training.trainer import LOSS_AVERAGES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
@@ -275,6 +277,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "model.bridge": BRIDGES,
         "model.attention": ("none", *SCORES),
         "model.recurrent_init": RECURRENT_INITS,
+        "model.bptt": BPTT_MODES,
         "model.pooling": POOLINGS,
         "train.optimizer": tuple(OPTIMIZERS),
         "train.lr_schedule": LR_SCHEDULES,

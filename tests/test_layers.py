@@ -1,4 +1,6 @@
-"""rnnkit.nn layers against torch.nn's on the same weights: outputs, final states, gradients."""
+"""rnnkit.nn layers against torch.nn's on the same weights: outputs, final states, gradients.
+The explicit path's tests run with both of its backward passes (``bptt="handwritten"``, the
+default, and ``bptt="autograd"``)."""
 
 from __future__ import annotations
 
@@ -23,11 +25,16 @@ INPUT, HIDDEN, STEPS, BATCH = 4, 5, 6, 3
 RAGGED = torch.tensor([6, 2, 4])
 
 
-def make_pair(kind: str, dtype: torch.dtype, fused: bool | None = False, **options):
+BPTT = ["handwritten", "autograd"]
+
+
+def make_pair(
+    kind: str, dtype: torch.dtype, fused: bool | None = False, bptt: str = "handwritten", **options
+):
     ours_cls, torch_cls, kwargs = SHARED[kind]
     kwargs = {**kwargs, **options}
     reference = torch_cls(INPUT, HIDDEN, dtype=dtype, **kwargs)
-    ours = ours_cls(INPUT, HIDDEN, dtype=dtype, fused=fused, **kwargs)
+    ours = ours_cls(INPUT, HIDDEN, dtype=dtype, fused=fused, bptt=bptt, **kwargs)
     ours.load_state_dict(reference.state_dict())
     return ours, reference
 
@@ -62,12 +69,14 @@ MATRIX = list(
 )
 
 
+@pytest.mark.parametrize("bptt", BPTT)
 @pytest.mark.parametrize("kind,layers,bidirectional,batch_first,ragged,dtype", MATRIX)
-def test_explicit_path_equals_torch(kind, layers, bidirectional, batch_first, ragged, dtype):
+def test_explicit_path_equals_torch(kind, layers, bidirectional, batch_first, ragged, dtype, bptt):
     torch.manual_seed(0)
     ours, reference = make_pair(
-        kind, dtype, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first
-    )
+        kind, dtype, bptt=bptt, num_layers=layers, bidirectional=bidirectional,
+        batch_first=batch_first,
+    )  # fmt: skip
     assert ours.fused is False
     shape = (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT)
     x = torch.randn(shape, dtype=dtype)
@@ -146,9 +155,10 @@ VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("bptt", BPTT)
 @pytest.mark.parametrize("kind", VARIANTS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_gets_no_gradient_and_does_not_move_states(kind, bidirectional):
+def test_padding_gets_no_gradient_and_does_not_move_states(kind, bidirectional, bptt):
     torch.manual_seed(4)
     cls, kwargs = VARIANTS[kind]
     layer = cls(
@@ -157,6 +167,7 @@ def test_padding_gets_no_gradient_and_does_not_move_states(kind, bidirectional):
         num_layers=2,
         bidirectional=bidirectional,
         fused=False,
+        bptt=bptt,
         dtype=torch.float64,
         **kwargs,
     )
@@ -176,11 +187,15 @@ def test_padding_gets_no_gradient_and_does_not_move_states(kind, bidirectional):
         assert torch.equal(h.detach(), h_noisy)
 
 
+@pytest.mark.parametrize("bptt", BPTT)
 @pytest.mark.parametrize("kind", VARIANTS)
-def test_gradcheck_explicit_layer(kind):
+def test_gradcheck_explicit_layer(kind, bptt):
+    """Finite differences in float64 of every output and final state, with ragged lengths,
+    through a bidirectional 2-layer stack."""
     torch.manual_seed(5)
     cls, kwargs = VARIANTS[kind]
-    layer = cls(3, 4, num_layers=2, bidirectional=True, fused=False, dtype=torch.float64, **kwargs)
+    layer = cls(3, 4, num_layers=2, bidirectional=True, fused=False, bptt=bptt,
+                dtype=torch.float64, **kwargs)  # fmt: skip
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
     params = tuple(layer.parameters())
     names = [name for name, _ in layer.named_parameters()]
@@ -241,6 +256,10 @@ def test_fused_choice():
     assert not GRU(2, 3, reset="before").fused
     assert not GRU(2, 3, gate="hard_sigmoid").fused
     assert not LSTM(2, 3, fused=False).fused
+    assert LSTM(2, 3).bptt == "handwritten" and LSTM(2, 3, proj_size=2).bptt == "autograd"
+    assert GRU(2, 3, bptt="autograd").bptt == "autograd"
+    with pytest.raises(ValueError, match="bptt must be one of handwritten, autograd"):
+        RNN(2, 3, bptt="manual")
     with pytest.raises(ValueError, match="no fused kernel"):
         LSTM(2, 3, peephole=True, fused=True)
     with pytest.raises(ValueError, match="no fused kernel"):
@@ -265,11 +284,12 @@ def test_bad_lengths_are_rejected():
         layer(x, lengths=torch.tensor([2, 1]))
 
 
+@pytest.mark.parametrize("bptt", BPTT)
 @pytest.mark.parametrize("kind", VARIANTS)
-def test_explicit_path_runs_under_cpu_bf16_autocast(kind):
+def test_explicit_path_runs_under_cpu_bf16_autocast(kind, bptt):
     torch.manual_seed(8)
     cls, kwargs = VARIANTS[kind]
-    layer = cls(INPUT, HIDDEN, num_layers=2, fused=False, **kwargs)
+    layer = cls(INPUT, HIDDEN, num_layers=2, fused=False, bptt=bptt, **kwargs)
     x = torch.randn(STEPS, BATCH, INPUT)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = layer(x, lengths=RAGGED)

@@ -1,5 +1,6 @@
 """rnnkit.reference: hand-derived BPTT against central finite differences (full and truncated),
-full BPTT against torch autograd on the same weights, for every cell."""
+full BPTT against torch autograd and against rnnkit's hand-written BPTT (``rnnkit.nn.bptt``)
+on the same weights, for every cell."""
 
 from __future__ import annotations
 
@@ -103,17 +104,18 @@ def test_truncation_changes_the_recurrent_gradient_and_long_truncation_is_full(c
 def torch_layers(cell: str) -> list[torch.nn.Module]:
     """The layers that compute ``cell``: torch.nn's own (where it has the variant) and rnnkit's
     explicit path."""
+    both = ("handwritten", "autograd")  # the explicit path's two backward passes
     if cell.startswith("rnn"):
         act = cell.split("_")[1]
         return [
             torch.nn.RNN(IN, H, nonlinearity=act),
-            rnn.RNN(IN, H, nonlinearity=act, fused=False),
+            *(rnn.RNN(IN, H, nonlinearity=act, fused=False, bptt=b) for b in both),
         ]
     if cell == "lstm":
-        return [torch.nn.LSTM(IN, H), rnn.LSTM(IN, H, fused=False)]
+        return [torch.nn.LSTM(IN, H), *(rnn.LSTM(IN, H, fused=False, bptt=b) for b in both)]
     if cell == "gru":
-        return [torch.nn.GRU(IN, H), rnn.GRU(IN, H, fused=False)]
-    return [rnn.GRU(IN, H, reset="before", fused=False)]
+        return [torch.nn.GRU(IN, H), *(rnn.GRU(IN, H, fused=False, bptt=b) for b in both)]
+    return [rnn.GRU(IN, H, reset="before", fused=False, bptt=b) for b in both]
 
 
 @pytest.mark.parametrize("cell", ref.CELLS)
@@ -146,7 +148,7 @@ def test_full_bptt_equals_torch_autograd(cell):
                 grads[name],
                 rtol=1e-10,
                 atol=1e-10,
-                err_msg=f"{type(layer).__module__} {name}",
+                err_msg=f"{type(layer).__module__} {getattr(layer, 'bptt', '')} {name}",
             )
 
 

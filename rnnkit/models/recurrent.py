@@ -39,6 +39,7 @@ def build_recurrent(
         bidirectional=bidirectional,
         dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
         fused=cfg.fused,
+        bptt=cfg.bptt,
     )
     return CELLS[cfg.cell](cfg, input_size, hidden_size or cfg.hidden_size, common)
 

@@ -14,7 +14,12 @@ unchanged. On top:
   cells of ``cells.py``, run over time by ``recurrence.py``, otherwise; ``fused=False`` forces the
   explicit cells (to read, teach and test), ``fused=True`` insists on the kernel. The attribute
   ``layer.fused`` says which path the layer takes. One exception, by necessity: a fused LSTM
-  under bf16 on a CPU without native bf16 runs the explicit cells (oneDNN has no kernel there).
+  under bf16 on a CPU without native bf16 runs the explicit cells (oneDNN has no kernel there);
+- two ways to differentiate the explicit path: ``bptt="handwritten"`` (default) runs each layer
+  and direction as one ``torch.autograd.Function`` with the BPTT written out (``bptt.py``,
+  close to the fused kernel's speed), ``bptt="autograd"`` lets autograd differentiate the
+  cells step by step (the readable reference, and the oracle of the tests). An LSTM with
+  ``proj_size`` always takes autograd. ``layer.bptt`` says which.
 
 Shapes: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); h_0 and h_n
 (L*D, B, H_out) with D = 2 if bidirectional else 1 and H_out = proj_size or H; c (L*D, B, H).
@@ -26,8 +31,9 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from . import bptt as handwritten
 from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, init_forget_bias
-from .recurrence import run_stack
+from .recurrence import run_direction, run_stack
 
 Hidden = Tensor | tuple[Tensor, Tensor]
 
@@ -39,6 +45,16 @@ def choose_fused(name: str, step: Step, fused: bool | None) -> bool:
     if fused and not step.fusable:
         raise ValueError(f"{name}: no fused kernel computes {step}; use fused=None or fused=False")
     return bool(fused)
+
+
+BPTT_MODES = ("handwritten", "autograd")  # how the explicit path is differentiated
+
+
+def choose_bptt(name: str, bptt: str, proj_size: int = 0) -> str:
+    """The explicit path's BPTT: hand-written, except for what only autograd covers."""
+    if bptt not in BPTT_MODES:
+        raise ValueError(f"{name}: bptt must be one of {', '.join(BPTT_MODES)}, got {bptt!r}")
+    return "autograd" if proj_size else bptt
 
 
 def bf16_lstm_kernel_missing(x: Tensor) -> bool:
@@ -57,6 +73,7 @@ class RecurrentLayer:
 
     step: Step
     fused: bool
+    bptt: str
 
     def cell_weights(self) -> list[list[CellWeights]]:
         """This layer's weights as ``weights[layer][direction]`` for ``recurrence.run_stack``."""
@@ -160,8 +177,9 @@ class RecurrentLayer:
             layers = self.num_layers * (2 if self.bidirectional else 1)
             sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: self.step.num_states]
             hx = tuple(x.new_zeros(layers, x.shape[1], size) for size in sizes)
+        direction = handwritten.run_direction if self.bptt == "handwritten" else run_direction
         return run_stack(
-            self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training
+            self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training, direction
         )
 
     def _state_tuple(self, hx: Hidden | None, batched: bool) -> State | None:
@@ -174,7 +192,7 @@ class RecurrentLayer:
         return state if self.step.num_states == 2 else state[0]
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self.step}, fused={self.fused}"
+        return f"{super().extra_repr()}, {self.step}, fused={self.fused}, bptt={self.bptt}"
 
 
 class RNN(RecurrentLayer, torch.nn.RNN):
@@ -195,6 +213,7 @@ class RNN(RecurrentLayer, torch.nn.RNN):
         dtype=None,
         *,
         fused: bool | None = None,
+        bptt: str = "handwritten",
     ) -> None:
         self.step = RNNStep(nonlinearity)
         super().__init__(
@@ -210,6 +229,7 @@ class RNN(RecurrentLayer, torch.nn.RNN):
             dtype=dtype,
         )
         self.fused = choose_fused("RNN", self.step, fused)
+        self.bptt = choose_bptt("RNN", bptt)
 
 
 class LSTM(RecurrentLayer, torch.nn.LSTM):
@@ -232,6 +252,7 @@ class LSTM(RecurrentLayer, torch.nn.LSTM):
         peephole: bool = False,
         forget_bias: float | None = None,
         fused: bool | None = None,
+        bptt: str = "handwritten",
     ) -> None:
         self.step = LSTMStep(peephole)
         self.forget_bias = forget_bias
@@ -259,6 +280,7 @@ class LSTM(RecurrentLayer, torch.nn.LSTM):
                 )
             self.reset_parameters()
         self.fused = choose_fused("LSTM", self.step, fused)
+        self.bptt = choose_bptt("LSTM", bptt, proj_size)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
@@ -290,6 +312,7 @@ class GRU(RecurrentLayer, torch.nn.GRU):
         reset: str = "after",
         gate: str = "sigmoid",
         fused: bool | None = None,
+        bptt: str = "handwritten",
     ) -> None:
         self.step = GRUStep(reset, gate)
         super().__init__(
@@ -304,3 +327,4 @@ class GRU(RecurrentLayer, torch.nn.GRU):
             dtype=dtype,
         )
         self.fused = choose_fused("GRU", self.step, fused)
+        self.bptt = choose_bptt("GRU", bptt)

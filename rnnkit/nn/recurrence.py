@@ -13,6 +13,8 @@ inputs therefore receive no gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -54,6 +56,9 @@ def run_direction(
     return torch.stack(outputs), state
 
 
+Direction = Callable[[Step, CellWeights, Tensor, State, Tensor | None], tuple[Tensor, State]]
+
+
 def run_stack(
     step: Step,
     weights: list[list[CellWeights]],
@@ -62,11 +67,14 @@ def run_stack(
     lengths: Tensor | None,
     dropout: float,
     training: bool,
+    direction_fn: Direction = run_direction,
 ) -> tuple[Tensor, State]:
     """All layers and directions.
 
     weights[layer][direction]; x (T, B, I); hx: tuple of (L*D, B, *) as torch orders them
-    (layer-major, then direction); lengths (B,) on x's device or None.
+    (layer-major, then direction); lengths (B,) on x's device or None. ``direction_fn`` runs
+    one layer and direction: ``run_direction`` (autograd over the cells) or
+    ``bptt.run_direction`` (the hand-written BPTT).
     Returns outputs (T, B, D*H_out) and the final state, a tuple of (L*D, B, *).
     """
     mask = None
@@ -82,7 +90,7 @@ def run_stack(
             state = tuple(s[index] for s in hx)
             reverse = direction == 1
             inputs = reverse_padded(x, lengths) if reverse else x
-            out, state = run_direction(step, w, inputs, state, mask)
+            out, state = direction_fn(step, w, inputs, state, mask)
             outputs.append(reverse_padded(out, lengths) if reverse else out)
             finals.append(state)
         x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
