@@ -5,8 +5,12 @@ loop of globals, manual SGD ``p.data.add_(p.grad, alpha=-lr)``, the same hyperpa
 (2x200 LSTM, batch 20, bptt 20, init +-0.1; its per-token mean loss with lr 20 and clip 0.25 is
 the recipe's summed-over-20-steps loss with lr 1 and clip 5). rnnkit runs its real training step
 (``Trainer.train_step``: learning rate, autocast, loss, backward, clipping, optimizer step) in
-fp32 and bf16. The variants take turns, ``--rounds`` times, so machine noise hits all alike;
-each reports its best round. Time per epoch = PTB train batches per epoch x time per step.
+fp32 and bf16; and the same recipe with a peephole LSTM (a variant no fused kernel computes),
+trained through the explicit cells with the hand-written BPTT (``model.bptt: handwritten``,
+the default) and with autograd over the cells (``model.bptt: autograd``, the path before
+``rnnkit/nn/bptt.py``). The variants take turns, ``--rounds`` times, so machine noise hits all
+alike; each reports its best round. Time per epoch = PTB train batches per epoch x time per
+step.
 
     python benchmarks/lm.py                        # CPU
     python benchmarks/lm.py --device cuda          # GPU: fp32, bf16
@@ -107,16 +111,21 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
-    cfg = load_config(
-        ROOT / "configs" / "ptb-small.yaml",
-        [f"data.{split}={args.data}/ptb.{split}.txt" for split in ("train", "valid", "test")],
-    )
+    data = [f"data.{split}={args.data}/ptb.{split}.txt" for split in ("train", "valid", "test")]
+    cfg = load_config(ROOT / "configs" / "ptb-small.yaml", data)
     kind = TASKS["lm"]
     texts = kind.read_data(cfg)
     tokenizer = kind.build_vocabularies(cfg, texts)
-    torch.manual_seed(0)
-    model = kind.build_model(cfg, tokenizer)
-    task = kind.training_task(cfg, tokenizer, model, texts, device, SINGLE_PROCESS)
+
+    def training_task(overrides: list[str]) -> LanguageModelTask:
+        task_cfg = load_config(ROOT / "configs" / "ptb-small.yaml", data + overrides)
+        torch.manual_seed(0)
+        model = kind.build_model(task_cfg, tokenizer)
+        return kind.training_task(task_cfg, tokenizer, model, texts, device, SINGLE_PROCESS)
+
+    task = training_task([])
+    peephole = {b: training_task(["model.peephole=true", f"model.bptt={b}"])
+                for b in ("handwritten", "autograd")}  # fmt: skip
     ids = torch.tensor(tokenizer.encode_corpus(texts["train"]))
     steps_per_epoch = task.num_batches()
     tokens_per_step = cfg.data.batch_size * cfg.data.bptt
@@ -127,6 +136,12 @@ def main() -> None:
         ),
         "rnnkit, fp32": lambda: rnnkit_seconds(task, "fp32", args.steps, device),
         "rnnkit, bf16 autocast": lambda: rnnkit_seconds(task, "bf16", args.steps, device),
+        **{
+            f"rnnkit peephole LSTM, {b} BPTT, fp32": (
+                lambda t=t: rnnkit_seconds(t, "fp32", args.steps, device)
+            )
+            for b, t in peephole.items()
+        },
     }
     best = {name: float("inf") for name in variants}
     for _ in range(args.rounds):
@@ -150,6 +165,9 @@ def main() -> None:
             f"| {name} | {1e3 * seconds:.1f} | {tokens_per_step / seconds:,.0f} | "
             f"{steps_per_epoch * seconds:.0f} | {base / seconds:.2f}x |"
         )
+    names = [f"rnnkit peephole LSTM, {b} BPTT, fp32" for b in ("autograd", "handwritten")]
+    print(f"\npeephole LSTM: hand-written BPTT trains {best[names[0]] / best[names[1]]:.2f}x "
+          "as fast as autograd over the cells")  # fmt: skip
 
 
 if __name__ == "__main__":

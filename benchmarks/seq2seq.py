@@ -6,7 +6,13 @@ trained run given with ``--run`` translates the test set greedily and with beam 
 is scored with sacrebleu (BLEU and chrF, on the run's own test references: the raw files give
 cased detokenized BLEU, the tok/ files lowercased tokenized BLEU).
 
+A ``--config`` may carry overrides after the path ("configs/x.yaml model.reset=before");
+``--bptt both`` times each recipe twice, with the explicit path's hand-written BPTT and with
+autograd over the cells (``model.bptt``), and prints the ratio.
+
     python benchmarks/seq2seq.py --config configs/multi30k-de-en-tok.yaml --steps 30
+    python benchmarks/seq2seq.py --config "configs/multi30k-de-en-tok.yaml model.reset=before" \
+        --bptt both --steps 20
     python benchmarks/seq2seq.py --run runs/multi30k-de-en-tok --run runs/multi30k-de-en
 """
 
@@ -32,8 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def training_speed(
     config: str, steps: int, device: torch.device
 ) -> tuple[float, float, int, float]:
-    """-> target tokens/s, seconds per epoch, parameters, seconds per step."""
-    cfg = load_config(config, ["data.test=null"])
+    """-> target tokens/s, seconds per epoch, parameters, seconds per step. ``config``: a path,
+    then any overrides, separated by spaces."""
+    path, *overrides = config.split()
+    cfg = load_config(path, ["data.test=null", *overrides])
     kind = TASKS["translate"]
     data = kind.read_data(cfg)
     tokenizers = kind.build_vocabularies(cfg, data)
@@ -76,6 +84,10 @@ def main() -> None:
         "--run", action="append", default=[], help="time decoding and score this trained run"
     )
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument(
+        "--bptt", choices=["default", "both"], default="default",
+        help="both: time each recipe with model.bptt=handwritten and =autograd",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -89,11 +101,18 @@ def main() -> None:
             "|---|---:|---:|---:|---:|"
         )
         for config in args.config:
-            rate, epoch, params, step = training_speed(config, args.steps, device)
-            print(
-                f"| {config} | {params / 1e6:.2f}M | {rate:,.0f} | {step * 1000:.0f} | "
-                f"{epoch:,.0f} |"
-            )
+            modes = ["handwritten", "autograd"] if args.bptt == "both" else [None]
+            steps = {}
+            for mode in modes:
+                recipe = config if mode is None else f"{config} model.bptt={mode}"
+                rate, epoch, params, steps[mode] = training_speed(recipe, args.steps, device)
+                print(
+                    f"| {recipe} | {params / 1e6:.2f}M | {rate:,.0f} | {steps[mode] * 1000:.0f} | "
+                    f"{epoch:,.0f} |", flush=True,
+                )  # fmt: skip
+            if args.bptt == "both":
+                ratio = steps["autograd"] / steps["handwritten"]
+                print(f"| hand-written BPTT: {ratio:.2f}x as fast as autograd | | | | |")
     if args.run:
         print(
             "\n| run | greedy sent/s | greedy BLEU | beam 5 sent/s | beam 5 BLEU | beam 5 chrF |\n"
@@ -107,9 +126,11 @@ def main() -> None:
                 f"{beam_scores['bleu']:.2f} | {beam_scores['chrf']:.2f} |"
             )
         print(f"\nsacrebleu: {beam_scores['bleu_signature']}")
+    configs = " ".join(f"--config {c!r}" for c in args.config)
     print(
-        f"\ncommand: python benchmarks/seq2seq.py {' '.join(f'--config {c}' for c in args.config)} "
+        f"\ncommand: python benchmarks/seq2seq.py {configs} "
         f"{' '.join(f'--run {r}' for r in args.run)} --steps {args.steps} --device {args.device}"
+        f"{' --bptt both' if args.bptt == 'both' else ''}"
     )
 
 
