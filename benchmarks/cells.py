@@ -6,8 +6,10 @@ out.sum().backward()`` on the same weights by three paths, measured interleaved 
 BPTT (``bptt="handwritten"``, the default) and with autograd over the cells
 (``bptt="autograd"``, the old path). The variants no kernel computes (peephole LSTM,
 reset-before GRU) are timed against the fused plain LSTM/GRU of the same size. Each path's
-speed is also given as a fraction of this machine's fp32 GEMM peak (a (2048, 2048) matmul):
-fwd+bwd of a layer is ``6 T B kH (I + H)`` flops of GEMM (k gates), the rest is pointwise.
+speed is also given as a fraction of this machine's fp32 GEMM peak (the best of a (2048, 2048)
+product through ``torch.mm`` and through ``rnnkit.nn.gemm.linear``, which on a CPU is oneDNN's):
+fwd+bwd of a layer whose input needs no gradient is ``2 T B kH (2 I + 3 H)`` flops of GEMM (k
+gates: forward x W_ih^T and h W_hh^T, backward dW_ih, dW_hh and dh), the rest is pointwise.
 
     python benchmarks/cells.py                      # CPU, fp32, the table of RESULTS.md
     python benchmarks/cells.py --device cuda        # on a GPU
@@ -23,6 +25,7 @@ import time
 import torch
 
 from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn.gemm import linear
 
 SIZES = [(20, 35, 200), (64, 50, 256), (32, 100, 512)]
 # (row label, gates, explicit layer given its bptt, fused layer it is timed against)
@@ -62,15 +65,16 @@ def compare(layers: list[torch.nn.Module], x: torch.Tensor, repeat: int) -> list
 
 
 def gemm_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:
-    """fp32 GEMM flops/s of an (n, n) x (n, n) matmul, best of ``repeat``."""
+    """fp32 GEMM flops/s of an (n, n) x (n, n) product, best of ``repeat`` and of both routes."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     best = float("inf")
-    for _ in range(repeat + 2):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
+    for product in (torch.mm, linear):
+        for _ in range(repeat + 2):
+            synchronize(device)
+            start = time.perf_counter()
+            product(a, b)
+            synchronize(device)
+            best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
 
@@ -110,7 +114,7 @@ def main() -> None:
             assert fused.fused and not mine.fused and mine.bptt == "handwritten"
             x = torch.randn(steps, batch, hidden, device=device)
             seconds = compare([fused, mine, old], x, args.repeat)
-            flops = 6 * steps * batch * gates * hidden * (hidden + hidden)
+            flops = 2 * steps * batch * gates * hidden * (2 * hidden + 3 * hidden)
             share = " / ".join(f"{100 * flops / t / peak:.0f}" for t in seconds)
             t_fused, t_mine, t_old = seconds
             print(

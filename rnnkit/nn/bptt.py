@@ -161,8 +161,8 @@ class LSTMSequence(torch.autograd.Function):
             a, c = gates[t], cs[t]
             a += linear(hs[t], w_hh)  # (B, 4H) pre-activations, in place of gx_t
             i_f = a[:, : 2 * hidden]
-            if w_ch is not None:  # i and f see c_{t-1}
-                i_f.view(batch, 2, hidden).addcmul_(c.unsqueeze(1), w_ch[: 2 * hidden].view(2, -1))
+            if w_ch is not None:  # i and f see c_{t-1}: [i, f] += [c, c] * [w_ci, w_cf]
+                i_f.addcmul_(c.repeat(1, 2), w_ch[: 2 * hidden])
             i, f = i_f.sigmoid_().chunk(2, 1)
             g = a[:, 2 * hidden : 3 * hidden].tanh_()
             c_new = torch.addcmul(f * c, i, g, out=cs[t + 1] if mask is None else new_c)
@@ -196,7 +196,6 @@ class LSTMSequence(torch.autograd.Function):
         if m is not None:
             coef, o_dc, grad_out = coef * m, o_dc * m, grad_out * m
             f = f * m + keep  # a padded step carries dc through unchanged
-        w_cif = None if w_ch is None else w_ch[: 2 * hidden].view(2, hidden)
         dA = torch.empty_like(gates)  # (T, B, 4H)
         w_t = w_hh.t().contiguous()  # (H, 4H)
         dh, dc = grad_h, grad_c
@@ -210,8 +209,9 @@ class LSTMSequence(torch.autograd.Function):
             coef_ifg = coef[t, :, : 3 * hidden].view(-1, 3, hidden)
             torch.mul(coef_ifg, dc.unsqueeze(1), out=d_ifg.view(-1, 3, hidden))
             dc = dc * f[t]
-            if w_cif is not None:
-                dc += (d_ifg[:, : 2 * hidden].view(-1, 2, hidden) * w_cif).sum(1)
+            if w_ch is not None:
+                dc.addcmul_(d_ifg[:, :hidden], w_ch[:hidden])
+                dc.addcmul_(d_ifg[:, hidden : 2 * hidden], w_ch[hidden : 2 * hidden])
             dh = linear(dA[t], w_t) if keep is None else linear(dA[t], w_t).addcmul_(dh, keep[t])
         grads = _linear_grads(ctx, dA, x, w_ih, dA, hs[:-1])
         d_ch = None
