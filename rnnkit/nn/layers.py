@@ -177,7 +177,10 @@ class RecurrentLayer:
             layers = self.num_layers * (2 if self.bidirectional else 1)
             sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: self.step.num_states]
             hx = tuple(x.new_zeros(layers, x.shape[1], size) for size in sizes)
-        direction = handwritten.run_direction if self.bptt == "handwritten" else run_direction
+        # Traced (rnnkit export), the layer runs the autograd path, which the tracer records op
+        # by op; it cannot see into a nested autograd.Function.
+        handwritten_bptt = self.bptt == "handwritten" and not torch.jit.is_tracing()
+        direction = handwritten.run_direction if handwritten_bptt else run_direction
         return run_stack(
             self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training, direction
         )
