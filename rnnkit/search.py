@@ -133,14 +133,25 @@ def sample_next(
     (softmax does not change): at a tiny temperature the others then fall to -inf, where the
     unshifted quotient would overflow to inf - inf = nan.
     """
+    generator = generator if generator is not None else np.random.default_rng()
+    return _sample(logits, temperature, top_k, top_p, generator.random)
+
+
+def _sample(
+    logits: Array,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    uniforms: Callable[[int], np.ndarray],
+) -> Array:
+    """``sample_next`` with the uniforms of its N rows from ``uniforms(N)``."""
     _check_sampling(temperature, top_k, top_p)
     xp = namespace(logits)
     if temperature < xp.tiny(logits):
         return xp.argmax(logits)
     shifted = logits - xp.max(logits)  # (N, V), at most 0
     probs = xp.softmax(filter_logits(shifted / temperature, top_k, top_p))  # (N, V)
-    generator = generator if generator is not None else np.random.default_rng()
-    return draw(probs, generator.random(logits.shape[0]))
+    return draw(probs, uniforms(logits.shape[0]))
 
 
 def _cut_at_eos(rows: list[list[int]], eos: int | None) -> list[list[int]]:
@@ -160,18 +171,26 @@ class Sampling:
 
 def _draw(logits: Array, rows: Sequence[Sampling]) -> Array:
     """One token per row: logits (N, V) -> (N,). Rows sharing one ``Sampling`` are drawn in
-    one call; otherwise each row draws alone, from its own generator, so that what a row draws
-    does not depend on which other rows share its batch."""
+    one call from its generator. Otherwise the rows with the same settings are still drawn in
+    one call, each row's uniform from its own generator, so that what a row draws does not
+    depend on which other rows share its batch."""
     if all(r is rows[0] for r in rows):
         s = rows[0]
         return sample_next(logits, s.temperature, s.top_k, s.top_p, s.generator)
-    return namespace(logits).concat(
-        [
-            sample_next(logits[i : i + 1], r.temperature, r.top_k, r.top_p, r.generator)
-            for i, r in enumerate(rows)
-        ],
-        axis=0,
-    )
+    xp = namespace(logits)
+    groups: dict[tuple[float, int, float], list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r.temperature, r.top_k, r.top_p), []).append(i)
+    tokens = xp.zeros(len(rows))
+    for (temperature, top_k, top_p), members in groups.items():
+        own = [rows[i].generator or np.random.default_rng() for i in members]
+
+        def uniforms(n: int, own: list[np.random.Generator] = own) -> np.ndarray:
+            return np.array([g.random() for g in own])
+
+        index = xp.asarray(members)
+        tokens[index] = _sample(logits[index], temperature, top_k, top_p, uniforms)
+    return tokens
 
 
 def past(deadline: float | None) -> bool:

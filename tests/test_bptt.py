@@ -13,7 +13,7 @@ from test_layers import RAGGED, VARIANTS, as_tuple, scalar_loss
 
 from rnnkit.config import config_from_dict
 from rnnkit.errors import UserError
-from rnnkit.nn.gemm import linear
+from rnnkit.nn.gemm import Linear, linear
 
 INPUT, HIDDEN, STEPS, BATCH = 4, 5, 6, 3
 
@@ -98,3 +98,22 @@ def test_model_bptt_is_a_checked_config_key():
     assert cfg.model.bptt == "autograd"
     with pytest.raises(UserError, match="model.bptt.*handwritten, autograd"):
         config_from_dict({"task": "lm", "model": {"bptt": "manual"}})
+
+
+def test_gemm_linear_layer_is_torch_linear():
+    """Forward and every gradient equal torch.nn.Linear's on the same weights; under autocast it
+    is torch's own (bf16 out)."""
+    torch.manual_seed(14)
+    ours, theirs = Linear(7, 11), torch.nn.Linear(7, 11)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(3, 5, 7)
+    grads = []
+    for layer in (ours, theirs):
+        x_ = x.clone().requires_grad_()
+        y = layer(x_)
+        (y * torch.arange(y.numel()).view(y.shape).sin()).sum().backward()
+        grads.append((y.detach(), x_.grad, layer.weight.grad, layer.bias.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ours(x).dtype == theirs(x).dtype == torch.bfloat16

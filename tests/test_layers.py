@@ -11,6 +11,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn.layers import single_step_explicit
 
 # (rnnkit class, torch class, constructor keywords): every configuration torch computes too.
 SHARED = {
@@ -264,6 +265,24 @@ def test_fused_choice():
         LSTM(2, 3, peephole=True, fused=True)
     with pytest.raises(ValueError, match="no fused kernel"):
         GRU(2, 3, reset="before", fused=True)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_a_cpu_decoding_step_runs_the_explicit_cells_with_the_fused_numbers(cls):
+    torch.manual_seed(15)
+    layer = cls(INPUT, HIDDEN, num_layers=2, batch_first=True)
+    step, sequence = torch.randn(BATCH, 1, INPUT), torch.randn(BATCH, STEPS, INPUT)
+    with torch.no_grad():
+        assert single_step_explicit(layer, step) and not single_step_explicit(layer, sequence)
+        out, hidden = layer(step)
+    assert not single_step_explicit(layer, step)  # with gradients: the kernel
+    out_fused, hidden_fused = layer(step)
+    assert_close(out, out_fused.detach(), 1e-5)
+    for h, h_fused in zip(as_tuple(hidden), as_tuple(hidden_fused), strict=True):
+        assert_close(h, h_fused.detach(), 1e-5)
+    with torch.no_grad():  # fused=True insists on the kernel; the RNN's kernel is fast at T = 1
+        assert not single_step_explicit(cls(INPUT, HIDDEN, fused=True), step)
+        assert not single_step_explicit(RNN(INPUT, HIDDEN), step)
 
 
 def test_forget_bias_init():

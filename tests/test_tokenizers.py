@@ -1,6 +1,7 @@
 """rnnkit.data.tokenizers: vocabulary order, round trips, save/load, PTB counts."""
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -200,3 +201,16 @@ def test_word_normalize_nfkc_makes_equivalent_spellings_one_word(tmp_path):
     assert plain.encode(decomposed) != plain.encode("café")
     tok.save(tmp_path)
     assert load_tokenizer(tmp_path).encode(decomposed) == tok.encode("café")
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "subword"])
+def test_text_splits_where_decode_splits_after_says(kind):
+    """decode(a + [t] + b) == decode(a + [t]) + decode(b) wherever decode_splits_after(t): what
+    generate_stream relies on to decode only the text after the last split."""
+    tok = build_tokenizer(kind, SUBWORD_TEXT, vocab_size=50)
+    rng = random.Random(0)
+    for _ in range(200):
+        ids = [rng.randrange(len(tok.vocab)) for _ in range(rng.randint(2, 30))]
+        for k, token in enumerate(ids):
+            if tok.decode_splits_after(token):
+                assert tok.decode(ids) == tok.decode(ids[: k + 1]) + tok.decode(ids[k + 1 :])

@@ -187,6 +187,9 @@ class LanguageModelRun(LoadedRun):
         first, state = first[expand], reorder_state(state, expand)
         ids: list[list[int]] = [[] for _ in rows]
         texts = ["" for _ in rows]
+        # decode(ids) = done[r] + decode(ids[r][start[r]:]): only the text after the last
+        # place where it splits (decode_splits_after) is decoded again at each step.
+        done, start = ["" for _ in rows], [0 for _ in rows]
         try:
             steps = sample_stream(
                 self._step, first, state, limits, rows, eos, stop=stop, deadline=deadline
@@ -200,7 +203,9 @@ class LanguageModelRun(LoadedRun):
                         step.finish_reasons[r] = "eos"
                         continue
                     ids[r].append(token)
-                    text = self.tokenizer.decode(ids[r])
+                    text = done[r] + self.tokenizer.decode(ids[r][start[r] :])
+                    if self.tokenizer.decode_splits_after(token):
+                        done[r], start[r] = text, len(ids[r])
                     step.texts[r], texts[r] = text[len(texts[r]) :], text
                     if ended[r]:
                         early = "stop" if r in stop else "time"

@@ -154,6 +154,12 @@ class Tokenizer(ABC):
     def decode(self, ids: Sequence[int]) -> str:
         """ids -> text; ``<pad>`` and ``<bos>`` are skipped, ``<eos>`` becomes "\\n"."""
 
+    def decode_splits_after(self, token: int) -> bool:
+        """Whether text decodes in two parts at ``token``: ``decode(a + [token] + b) ==
+        decode(a + [token]) + decode(b)`` for every a and b. True after ``<eos>`` (a line
+        decodes alone); ``generate_stream`` then decodes only the text after it."""
+        return token == self.vocab.eos_index
+
     def encode_corpus(self, text: str) -> list[int]:
         """A corpus -> one stream of ids: each line's tokens then ``<eos>`` (an empty line gives
         ``<eos>`` alone), as ``line.split() + ["<eos>"]`` in the PTB language-model setup."""
@@ -220,6 +226,9 @@ class CharTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         """ids -> text (``<pad>`` skipped; ``<unk>`` is written as "<unk>")."""
         return "".join(self.vocab.itos[i] for i in ids if i != self.vocab.pad_index)
+
+    def decode_splits_after(self, token: int) -> bool:
+        return True  # one character per id: text splits anywhere
 
     def encode_corpus(self, text: str) -> list[int]:
         """Every character, "\\n" included."""

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import UserError
+from ..nn.gemm import Linear
 from .attention import Attention
 from .recurrent import build_recurrent, initialize
 
@@ -136,7 +137,7 @@ class Decoder(nn.Module):
         self.combine = (
             None if self.attention is None else nn.Linear(key_size + hidden, hidden, bias=False)
         )  # W_c
-        self.output = nn.Linear(hidden, vocab_size)  # W_s
+        self.output = Linear(hidden, vocab_size)  # W_s
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.tie_weights:
             if cfg.embedding_size != hidden:

@@ -1,4 +1,5 @@
-"""``linear(x, w) = x w^T``: the matrix products of the hand-written BPTT (``bptt.py``).
+"""``linear(x, w) = x w^T``: the matrix products of the hand-written BPTT (``bptt.py``), and
+``Linear``, a ``torch.nn.Linear`` that takes the same route (the models' output layers).
 
 On a CPU, torch's fp32 matmul runs in MKL, and torch's fused LSTM runs in oneDNN. On AMD CPUs
 MKL takes its AVX2 code while oneDNN takes AVX-512: on the 2-core EPYC of
@@ -28,3 +29,41 @@ def linear(x: Tensor, w: Tensor) -> Tensor:
     if ONEDNN and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
         return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
     return F.linear(x, w)
+
+
+class _LinearFunction(torch.autograd.Function):
+    """y = x W^T + b with every product through ``linear``: dx = dy W, dW = dy^T x, db = sum dy."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        y = linear(x, weight)
+        return y if bias is None else y.add_(bias)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        rows = dy.flatten(0, -2)  # (N, out)
+        dx = linear(dy, weight.t()) if need[0] else None
+        dw = linear(rows.t(), x.flatten(0, -2).t()) if need[1] else None
+        db = rows.sum(0) if need[2] else None
+        return dx, dw, db
+
+
+class Linear(torch.nn.Linear):
+    """``torch.nn.Linear`` whose fp32 CPU products, forward and backward, run in oneDNN
+    (``linear``); under autocast, on a GPU or in another dtype it is torch.nn.Linear's own.
+    Same parameters, so ``load_state_dict`` and weight tying work as with torch's."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        device = x.device.type
+        if (
+            not ONEDNN
+            or device != "cpu"
+            or torch.is_autocast_enabled(device)
+            or x.dtype != torch.float32
+            or torch.jit.is_tracing()
+        ):
+            return F.linear(x, self.weight, self.bias)
+        return _LinearFunction.apply(x, self.weight, self.bias)

@@ -13,8 +13,10 @@ unchanged. On top:
   native/oneDNN kernel on CPU) whenever the variant is exactly what it computes, and the explicit
   cells of ``cells.py``, run over time by ``recurrence.py``, otherwise; ``fused=False`` forces the
   explicit cells (to read, teach and test), ``fused=True`` insists on the kernel. The attribute
-  ``layer.fused`` says which path the layer takes. One exception, by necessity: a fused LSTM
-  under bf16 on a CPU without native bf16 runs the explicit cells (oneDNN has no kernel there);
+  ``layer.fused`` says which path the layer takes. Two exceptions: a fused LSTM under bf16 on a
+  CPU without native bf16 runs the explicit cells (oneDNN has no kernel there); and with
+  ``fused=None``, one decoding step on the CPU (T = 1, no gradient) of an LSTM or GRU runs the
+  explicit cells, as oneDNN's per-call cost dominates there (``single_step_explicit``);
 - two ways to differentiate the explicit path: ``bptt="handwritten"`` (default) runs each layer
   and direction as one ``torch.autograd.Function`` with the BPTT written out (``bptt.py``,
   close to the fused kernel's speed), ``bptt="autograd"`` lets autograd differentiate the
@@ -57,6 +59,20 @@ def choose_bptt(name: str, bptt: str, proj_size: int = 0) -> str:
     return "autograd" if proj_size else bptt
 
 
+def single_step_explicit(layer: RecurrentLayer, x: Tensor) -> bool:
+    """Whether this call is one CPU decoding step that the explicit cells do faster: an LSTM or
+    GRU with ``fused=None``, one time step, no gradient. A 2x650 LSTM step, batch 1, took
+    6.8 ms in oneDNN's kernel and 0.55 ms in the explicit cells (benchmarks/RESULTS.md)."""
+    steps = x.shape[1] if layer.batch_first and x.dim() == 3 else x.shape[0]
+    return (
+        layer.fused_auto
+        and steps == 1
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and isinstance(layer.step, (LSTMStep, GRUStep))
+    )
+
+
 def bf16_lstm_kernel_missing(x: Tensor) -> bool:
     """True where torch's fused LSTM would be asked for bf16 on a CPU whose oneDNN has no bf16
     LSTM primitive (CPUs without native bf16: "could not create a primitive descriptor for the
@@ -73,6 +89,7 @@ class RecurrentLayer:
 
     step: Step
     fused: bool
+    fused_auto: bool  # fused=None: the path is rnnkit's choice
     bptt: str
 
     def cell_weights(self) -> list[list[CellWeights]]:
@@ -112,6 +129,7 @@ class RecurrentLayer:
             isinstance(self, torch.nn.LSTM)
             and bf16_lstm_kernel_missing(input.data if packed else input)
         )
+        fused = fused and (packed or not single_step_explicit(self, input))
         if packed:
             if lengths is not None:
                 raise ValueError(
@@ -231,7 +249,7 @@ class RNN(RecurrentLayer, torch.nn.RNN):
             device=device,
             dtype=dtype,
         )
-        self.fused = choose_fused("RNN", self.step, fused)
+        self.fused, self.fused_auto = choose_fused("RNN", self.step, fused), fused is None
         self.bptt = choose_bptt("RNN", bptt)
 
 
@@ -282,7 +300,7 @@ class LSTM(RecurrentLayer, torch.nn.LSTM):
                     torch.nn.Parameter(torch.empty(3 * hidden_size, device=device, dtype=dtype)),
                 )
             self.reset_parameters()
-        self.fused = choose_fused("LSTM", self.step, fused)
+        self.fused, self.fused_auto = choose_fused("LSTM", self.step, fused), fused is None
         self.bptt = choose_bptt("LSTM", bptt, proj_size)
 
     def reset_parameters(self) -> None:
@@ -329,5 +347,5 @@ class GRU(RecurrentLayer, torch.nn.GRU):
             device=device,
             dtype=dtype,
         )
-        self.fused = choose_fused("GRU", self.step, fused)
+        self.fused, self.fused_auto = choose_fused("GRU", self.step, fused), fused is None
         self.bptt = choose_bptt("GRU", bptt)
