@@ -12,6 +12,9 @@ vocabulary, and the 2x512 char LSTM of ``configs/shakespeare-char.yaml``. For ea
   temperature)``, ``torch.multinomial``, ``input.fill_(word)``, the word looked up (for S
   streams, the same loop on a batch of S inputs).
 
+rnnkit runs with fp32 weights and, where the CPU has native bf16, with bf16 weights
+(``rnnkit.load(RUN, precision="bf16")``, ``rnnkit generate --precision bf16``).
+
 One stream and 64 streams. Rates are marginal, so that start-up costs cancel: (2000 - 200)
 tokens per stream over the difference of the seconds that 2,000 and 200 tokens take, best of
 --rounds, the variants taking turns.
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 import rnnkit
+from rnnkit.api.engine import cpu_has_bf16
 from rnnkit.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,30 +108,31 @@ def main() -> None:
         f"best of {args.rounds}"
     )
     print(f"# python benchmarks/generate.py --rounds {args.rounds}\n")
-    print("| model | streams | baseline tokens/s | rnnkit tokens/s | rnnkit/baseline |")
-    print("|---|---:|---:|---:|---:|")
+    precisions = ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
+    ours = " | ".join(f"rnnkit {p} tokens/s | rnnkit {p}/baseline" for p in precisions)
+    print(f"| model | streams | baseline tokens/s | {ours} |")
+    print("|---|---:|---:|" + "---:|---:|" * len(precisions))
     with tempfile.TemporaryDirectory() as tmp:
         for name, (config, overrides) in MODELS.items():
-            run = rnnkit.load(untrained_run(config, overrides, Path(tmp) / config))
-            baseline = Baseline(run)
-            itos = run.tokenizer.vocab.itos
+            folder = untrained_run(config, overrides, Path(tmp) / config)
+            runs = {p: rnnkit.load(folder, precision=p) for p in precisions}
+            baseline, itos = Baseline(runs["fp32"]), runs["fp32"].tokenizer.vocab.itos
             for streams in args.streams:
-                variants = {
-                    "baseline": lambda n, s=streams, m=baseline, i=itos: baseline_seconds(
-                        m, i, s, n
-                    ),
-                    "rnnkit": lambda n, s=streams, r=run: rnnkit_seconds(r, s, n),
-                }
+
+                def base_run(n: int, s: int = streams, m=baseline, i=itos) -> float:
+                    return baseline_seconds(m, i, s, n)
+
+                variants = {"baseline": base_run}
+                for p, run in runs.items():
+                    variants[p] = lambda n, s=streams, r=run: rnnkit_seconds(r, s, n)
                 rate = {v: 0.0 for v in variants}
                 for _ in range(args.rounds):
                     for v, seconds in variants.items():
                         marginal = seconds(LONG) - seconds(SHORT)
                         rate[v] = max(rate[v], streams * (LONG - SHORT) / marginal)
-                print(
-                    f"| {name} | {streams} | {rate['baseline']:,.0f} | {rate['rnnkit']:,.0f} | "
-                    f"{rate['rnnkit'] / rate['baseline']:.2f}x |",
-                    flush=True,
-                )
+                base = rate["baseline"]
+                ours = " | ".join(f"{rate[p]:,.0f} | {rate[p] / base:.2f}x" for p in runs)
+                print(f"| {name} | {streams} | {base:,.0f} | {ours} |", flush=True)
 
 
 if __name__ == "__main__":

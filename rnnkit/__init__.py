@@ -15,11 +15,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> Any:
+def load(
+    path: str | Path, device: str = "cpu", engine: str = "auto", precision: str = "fp32"
+) -> Any:
     """A trained run (or an export folder), ready to use: see ``rnnkit.api``."""
     from .api import load as load_run
 
-    return load_run(path, device, engine)
+    return load_run(path, device, engine, precision)
 
 
 def train(cfg: Any, **options: Any) -> dict[str, Any]:

@@ -68,6 +68,8 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     p.add_argument("--engine", choices=["auto", "torch", "onnxruntime"], default="auto",
                    help="auto: onnxruntime for an export folder, PyTorch for a run")  # fmt: skip
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="the weights' dtype (bf16: where the CPU has it; fp16: GPU)")  # fmt: skip
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +127,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import rnnkit
 
-    run = rnnkit.load(args.run, args.device, args.engine)
+    run = rnnkit.load(args.run, args.device, args.engine, args.precision)
     options: dict[str, object] = {"split": args.split}
     given = {"data": args.data, "source": args.src, "reference": args.ref, "beam": args.beam}
     options |= {key: value for key, value in given.items() if value is not None}
@@ -184,7 +186,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     import rnnkit
 
-    run = rnnkit.load(args.run, args.device, args.engine)
+    run = rnnkit.load(args.run, args.device, args.engine, args.precision)
     if not hasattr(run, "predict"):
         raise UserError(f"{args.run}: a {run.task} run; predict needs a classify or tag run")
     for result in run.predict(read_input(args.input), name=args.input or "stdin"):
@@ -225,7 +227,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
 
     from .plots import attention_heatmap
 
-    run = require(rnnkit.load(args.run, args.device, args.engine), "translate")
+    run = require(rnnkit.load(args.run, args.device, args.engine, args.precision), "translate")
     name = args.input or "stdin"
     plots = args.attention_plot is not None
     translations = run.translate(
@@ -274,7 +276,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     import rnnkit
 
-    run = require(rnnkit.load(args.run, args.device, args.engine), "generate")
+    run = require(rnnkit.load(args.run, args.device, args.engine, args.precision), "generate")
     generations = run.generate(
         args.prompt,
         max_new_tokens=args.max_new_tokens,

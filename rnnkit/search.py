@@ -144,9 +144,11 @@ def _sample(
     top_p: float,
     uniforms: Callable[[int], np.ndarray],
 ) -> Array:
-    """``sample_next`` with the uniforms of its N rows from ``uniforms(N)``."""
+    """``sample_next`` with the uniforms of its N rows from ``uniforms(N)``; probabilities in
+    fp32 whatever the logits' dtype (bf16 or fp16 models)."""
     _check_sampling(temperature, top_k, top_p)
     xp = namespace(logits)
+    logits = xp.asarray(logits, "float")
     if temperature < xp.tiny(logits):
         return xp.argmax(logits)
     shifted = logits - xp.max(logits)  # (N, V), at most 0

@@ -205,3 +205,41 @@ def test_bad_settings_are_user_errors():
 def test_import_rnnkit_does_not_import_torch():
     code = "import rnnkit, sys; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_bf16_weights_decode_as_fp32_does(reverse_run, labelled_runs, monkeypatch):
+    """precision="bf16" holds the weights in bf16 (forced on: a CPU without native bf16 then
+    emulates it, slowly, which is fine for these tiny runs) and decodes as fp32 does: the same
+    translations and labels (the runs' margins are far wider than bf16's rounding), LM scores
+    within 2%."""
+    import torch
+
+    monkeypatch.setattr("rnnkit.api.engine.cpu_has_bf16", lambda: True)
+    sentences = ["a b c d", "e f g h i j", "k"]
+    full, half = (rnnkit.load(reverse_run, precision=p) for p in ("fp32", "bf16"))
+    assert {p.dtype for p in half.engine.model.parameters()} == {torch.bfloat16}
+    for beam in (1, 5):
+        assert [t.text for t in half.translate(sentences, beam=beam)] == [
+            t.text for t in full.translate(sentences, beam=beam)
+        ]
+    full, half = (rnnkit.load(labelled_runs[0], precision=p) for p in ("fp32", "bf16"))
+    texts = ["w1 x2 y", "w0", "x2 w3 w1"]
+    assert [x.label for x in half.predict(texts)] == [x.label for x in full.predict(texts)]
+    full, half = (rnnkit.load(LM_RUN, precision=p) for p in ("fp32", "bf16"))
+    assert half.score("To be, or not to be")[0].loss == pytest.approx(
+        full.score("To be, or not to be")[0].loss, rel=0.02
+    )
+    assert len(half.generate("ROMEO:", max_new_tokens=20, seed=1)[0].token_ids) == 20
+
+
+def test_bf16_without_native_bf16_says_so_and_runs_fp32(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr("rnnkit.api.engine.cpu_has_bf16", lambda: False)
+    run = rnnkit.load(LM_RUN, precision="bf16")
+    assert {p.dtype for p in run.engine.model.parameters()} == {torch.float32}
+    assert "no native bf16" in capsys.readouterr().err
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        rnnkit.load(LM_RUN, precision="fp16")
+    with pytest.raises(UserError, match="precision: one of fp32, bf16, fp16"):
+        rnnkit.load(LM_RUN, precision="int8")

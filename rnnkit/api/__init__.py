@@ -39,11 +39,15 @@ RUN_TYPES: dict[str, type[LoadedRun]] = {
 }
 
 
-def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedRun:
+def load(
+    path: str | Path, device: str = "cpu", engine: str = "auto", precision: str = "fp32"
+) -> LoadedRun:
     """The run at ``path`` with its best weights on ``device`` (``auto``: a GPU if there is
     one), ready to use; a one-line UserError if it is not a run directory or does not fit.
     ``engine``: ``auto`` runs an export folder in onnxruntime and a run directory in PyTorch;
-    ``onnxruntime`` with a run directory exports it to a temporary folder first."""
+    ``onnxruntime`` with a run directory exports it to a temporary folder first.
+    ``precision``: the weights' dtype in PyTorch, ``fp32``, ``bf16`` (on a CPU without native
+    bf16: a notice, then fp32) or ``fp16`` (GPU); an export runs in fp32."""
     import yaml
 
     from ..config import config_from_dict
@@ -64,22 +68,24 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> LoadedR
     if is_export(path):  # rnnkit export's folder: the same loaded run, run by onnxruntime
         if device not in ("cpu", "auto"):
             raise UserError(f"{path}: an ONNX export runs on the CPU (onnxruntime), not {device}")
+        if precision != "fp32":
+            raise UserError(f"{path}: an ONNX export runs in fp32, not {precision}")
         folder, graphs = Path(path), OnnxEngine(path)
         config = folder / "config.yaml"
         cfg = config_from_dict(yaml.safe_load(read_text(config)), str(config), False)
         run_type = RUN_TYPES[graphs.manifest["task"]]
         return run_type(folder, cfg, run_type.load_vocabularies(folder), graphs)
-    return load_run_directory(path, device)
+    return load_run_directory(path, device, precision)
 
 
-def load_run_directory(path: str | Path, device: str) -> LoadedRun:
+def load_run_directory(path: str | Path, device: str, precision: str = "fp32") -> LoadedRun:
     """A run directory's best weights in its PyTorch model (``engine.TorchEngine``)."""
     from ..config import config_from_dict
     from ..errors import UserError
     from ..rundir import RunDir
     from ..tasks import TASKS
     from ..training.distributed import select_device
-    from .engine import TorchEngine
+    from .engine import TorchEngine, weight_dtype
 
     run = RunDir.open(path)
     cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
@@ -93,7 +99,9 @@ def load_run_directory(path: str | Path, device: str) -> LoadedRun:
         raise UserError(
             f"{run.path / 'model.safetensors'}: does not fit the config ({str(e).splitlines()[0]})"
         ) from None
-    return run_type(run.path, cfg, vocabularies, TorchEngine(model, select_device(device)))
+    where = select_device(device)
+    engine = TorchEngine(model, where, weight_dtype(precision, where))
+    return run_type(run.path, cfg, vocabularies, engine)
 
 
 __all__ = ["load", "LoadedRun", "RUN_TYPES"]

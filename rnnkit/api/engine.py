@@ -16,20 +16,51 @@ here, numpy arrays in ``onnx_engine.OnnxEngine``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..arrays import TorchArrays
+from ..errors import UserError
 from ..models.tagger import CharBatch
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # what a loaded model's weights are held in
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU's oneDNN has native bf16 (AVX-512 BF16 or AMX): without it every bf16
+    op is emulated, and about 15x slower than fp32."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def weight_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of a loaded model's weights for ``precision``. bf16 on a CPU without native
+    bf16 says so once, on stderr, and stays fp32; fp16 needs a GPU."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision: one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise UserError("precision: fp16 needs a CUDA device; use bf16 on the CPU")
+        return torch.float16
+    if precision == "bf16":
+        if device.type == "cpu" and not cpu_has_bf16():
+            print("rnnkit: this CPU has no native bf16 (oneDNN); decoding in fp32", file=sys.stderr)
+            return torch.float32
+        return torch.bfloat16
+    return torch.float32
 
 
 class TorchEngine:
-    """A model in eval mode on a device; every call runs under ``torch.inference_mode``."""
+    """A model in eval mode on a device, its weights in ``dtype`` (``weight_dtype``); every
+    call runs under ``torch.inference_mode``. Logits come in that dtype; the search and the
+    loaded runs compute probabilities from them in fp32."""
 
-    def __init__(self, model: nn.Module, device: torch.device) -> None:
-        self.model, self.device = model.to(device).eval(), device
+    def __init__(
+        self, model: nn.Module, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.model, self.device = model.to(device=device, dtype=dtype).eval(), device
         self.xp = TorchArrays(device)
 
     def ids(self, x: Any) -> Tensor:
