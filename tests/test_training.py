@@ -282,3 +282,18 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     latest = (tmp_path / "run" / "checkpoints" / "LATEST").read_text().strip()
     assert (tmp_path / "run" / "checkpoints" / latest / "model.safetensors").is_file()
+
+
+def test_bf16_training_on_a_cpu_without_native_bf16_says_so_and_trains_fp32(monkeypatch, capsys):
+    import torch
+
+    from rnnkit.training.trainer import effective_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: False)
+    assert effective_precision("bf16", cpu) == "fp32"
+    assert "no native bf16" in capsys.readouterr().err
+    assert effective_precision("fp32", cpu) == "fp32" and not capsys.readouterr().err
+    assert effective_precision("bf16", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: True)
+    assert effective_precision("bf16", cpu) == "bf16" and not capsys.readouterr().err

@@ -25,14 +25,8 @@ from torch import Tensor, nn
 from ..arrays import TorchArrays
 from ..errors import UserError
 from ..models.tagger import CharBatch
-
-PRECISIONS = ("fp32", "bf16", "fp16")  # what a loaded model's weights are held in
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU's oneDNN has native bf16 (AVX-512 BF16 or AMX): without it every bf16
-    op is emulated, and about 15x slower than fp32."""
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+from ..nn.layers import cpu_has_bf16
+from ..training.trainer import PRECISIONS  # train.precision's names, for the weights here
 
 
 def weight_dtype(precision: str, device: torch.device) -> torch.dtype:
