@@ -12,13 +12,19 @@ the default) and with autograd over the cells (``model.bptt: autograd``, the pat
 alike; each reports its best round. Time per epoch = PTB train batches per epoch x time per
 step.
 
+``--epoch`` trains the baseline and rnnkit (fp32 and bf16) for one whole epoch each instead,
+from the same initial weights, and gives each one's time and its validation perplexity after
+the epoch (the baseline's as word_language_model's ``evaluate`` computes it).
+
     python benchmarks/lm.py                        # CPU
+    python benchmarks/lm.py --epoch                # one whole epoch each, and valid ppl
     python benchmarks/lm.py --device cuda          # GPU: fp32, bf16
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -50,17 +56,26 @@ class Baseline(nn.Module):
         return self.decoder(output), hidden
 
 
-def baseline_seconds(ids: torch.Tensor, ntoken: int, steps: int, device: torch.device) -> float:
-    """The example's train() loop, time-major batches, for ``steps`` steps after 5 warm-up steps."""
-    bsz, bptt, lr, clip = 20, 20, 20.0, 0.25
+def batchify(ids: torch.Tensor, bsz: int, device: torch.device) -> torch.Tensor:
     nbatch = ids.size(0) // bsz
-    data = ids[: nbatch * bsz].view(bsz, -1).t().contiguous().to(device)  # batchify: (L, B)
-    model = Baseline(ntoken, 200, 200, 2).to(device)
+    return ids[: nbatch * bsz].view(bsz, -1).t().contiguous().to(device)  # (L, B)
+
+
+def baseline_seconds(
+    ids: torch.Tensor, ntoken: int, steps: int, device: torch.device, model: Baseline | None = None
+) -> float:
+    """The example's train() loop, time-major batches, for ``steps`` steps after 5 warm-up steps
+    (``model``: train this one; the steps then count from the corpus' start, warm-up included)."""
+    bsz, bptt, lr, clip = 20, 20, 20.0, 0.25
+    data = batchify(ids, bsz, device)
+    warmup = 5 if model is None else 0
+    model = model if model is not None else Baseline(ntoken, 200, 200, 2).to(device)
     criterion = nn.CrossEntropyLoss()
     hidden = None
     start = 0.0
-    for i in range(steps + 5):
-        if i == 5:
+    start = time.perf_counter()
+    for i in range(steps + warmup):
+        if i == warmup:
             synchronize(device)
             start = time.perf_counter()
         pos = i * bptt
@@ -96,6 +111,70 @@ def rnnkit_seconds(
     return (time.perf_counter() - start) / steps
 
 
+def baseline_valid_ppl(model: Baseline, ids: torch.Tensor, device: torch.device) -> float:
+    """word_language_model's evaluate(): the mean loss over the valid stream, batch 10."""
+    data, bptt, total = batchify(ids, 10, device), 20, 0.0
+    hidden = None
+    model.eval()
+    with torch.no_grad():
+        for pos in range(0, data.size(0) - 1, bptt):
+            source, target = data[pos : pos + bptt], data[pos + 1 : pos + 1 + bptt]
+            source = source[: len(target)]
+            output, hidden = model(source, hidden)
+            total += (
+                len(source)
+                * nn.functional.cross_entropy(
+                    output.view(-1, output.size(-1)), target.reshape(-1)
+                ).item()
+            )
+    model.train()
+    return math.exp(total / (len(data) - 1))
+
+
+def one_epoch(args, kind, cfg, tokenizer, texts, device) -> None:
+    """One whole epoch of each, from the same initial weights, then the valid perplexity."""
+    ids = torch.tensor(tokenizer.encode_corpus(texts["train"]))
+    valid_ids = torch.tensor(tokenizer.encode_corpus(texts["valid"]))
+    rows = []
+    torch.manual_seed(0)
+    model = Baseline(len(tokenizer.vocab), 200, 200, 2).to(device)
+    steps = (ids.size(0) // 20 - 1) // 20
+    seconds = steps * baseline_seconds(ids, len(tokenizer.vocab), steps, device, model)
+    rows.append(
+        (
+            "baseline (pytorch/examples style), fp32",
+            seconds,
+            steps,
+            baseline_valid_ppl(model, valid_ids, device),
+        )
+    )
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        task = kind.training_task(
+            cfg, tokenizer, kind.build_model(cfg, tokenizer), texts, device, SINGLE_PROCESS
+        )
+        cfg.train.precision = precision
+        trainer = Trainer(task, cfg.train, None, SINGLE_PROCESS, device)
+        task.start_epoch(0)
+        synchronize(device)
+        start = time.perf_counter()
+        for k in range(task.num_batches()):
+            trainer.train_step(k)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        rows.append(
+            (f"rnnkit, {precision}", seconds, task.num_batches(), task.validate(task.model)["ppl"])
+        )
+    tokens = 20 * 20
+    print(f"# one epoch of PTB each, python benchmarks/lm.py --epoch --device {args.device}\n")
+    print("| variant | s/epoch | tokens/s | valid ppl after 1 epoch | speed vs baseline |")
+    print("|---|---:|---:|---:|---:|")
+    base = rows[0][1] / rows[0][2]
+    for name, seconds, steps, ppl in rows:
+        print(f"| {name} | {seconds:.0f} | {steps * tokens / seconds:,.0f} | {ppl:.1f} | "
+              f"{base / (seconds / steps):.2f}x |")  # fmt: skip
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -106,6 +185,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epoch", action="store_true", help="one whole epoch each, valid ppl")
     parser.add_argument(
         "--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB folder"
     )
@@ -116,6 +196,9 @@ def main() -> None:
     kind = TASKS["lm"]
     texts = kind.read_data(cfg)
     tokenizer = kind.build_vocabularies(cfg, texts)
+    if args.epoch:
+        one_epoch(args, kind, cfg, tokenizer, texts, device)
+        return
 
     def training_task(overrides: list[str]) -> LanguageModelTask:
         task_cfg = load_config(ROOT / "configs" / "ptb-small.yaml", data + overrides)
