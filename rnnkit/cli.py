@@ -68,6 +68,11 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     p.add_argument("--engine", choices=["auto", "torch", "onnxruntime"], default="auto",
                    help="auto: onnxruntime for an export folder, PyTorch for a run")  # fmt: skip
+    add_precision(p)
+
+
+def add_precision(p: argparse.ArgumentParser) -> None:
+    """--precision: the dtype a loaded run's weights are held in (``rnnkit.load``'s)."""
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="the weights' dtype (bf16: where the CPU has it; fp16: GPU)")  # fmt: skip
 
@@ -334,6 +339,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=number(int, 0, 65535), default=8000)
     p.add_argument("--api-key", help="require Authorization: Bearer KEY (or $RNNKIT_API_KEY)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    add_precision(p)
     for f in dataclasses.fields(Limits):
         kind = type(f.default)
         p.add_argument(
@@ -355,7 +361,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
     except ValueError as e:
         raise UserError(f"serve: {e}") from None
-    serve(args.runs, args.host, args.port, limits, args.api_key, args.device)
+    serve(args.runs, args.host, args.port, limits, args.api_key, args.device, args.precision)
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:

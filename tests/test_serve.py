@@ -431,3 +431,18 @@ def test_the_wheel_ships_the_page(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for page in ("index.html", "app.js", "style.css"):
         assert f"rnnkit/serve/static/{page}" in names
+
+
+def test_serve_loads_each_run_with_the_precision_asked_for(monkeypatch, capsys):
+    """rnnkit serve RUN --precision bf16 loads the run as rnnkit.load(RUN, precision="bf16")."""
+    from rnnkit.cli import main
+
+    asked = []
+
+    def load(path, device="cpu", engine="auto", precision="fp32"):
+        asked.append((str(path), device, precision))
+        raise UserError("stop here")  # before uvicorn starts
+
+    monkeypatch.setattr(rnnkit, "load", load)
+    assert main(["serve", str(LM_RUN), "--precision", "bf16"]) == 2
+    assert asked == [(str(LM_RUN), "cpu", "bf16")] and "stop here" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def serve(
     limits: Limits | None = None,
     api_key: str | None = None,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> None:
     import uvicorn
     from sse_starlette.sse import AppStatus
@@ -48,7 +49,8 @@ def serve(
     from .app import create_app
 
     limits = limits or Limits()
-    runs = {name: rnnkit.load(path, device) for name, path in named_runs(specs).items()}
+    runs = {name: rnnkit.load(path, device, precision=precision)
+            for name, path in named_runs(specs).items()}  # fmt: skip
     app = create_app(runs, limits, api_key or os.environ.get(API_KEY_ENV) or None)
     AppStatus.disable_automatic_graceful_drain()  # SIGTERM lets streams finish (time-limited)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
