@@ -15,6 +15,7 @@ run every operation, and the whole search, on both and compare.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -228,11 +229,17 @@ class TorchArrays:
         return self.torch.finfo(x.dtype).tiny
 
 
+@functools.cache
+def torch_arrays(device: Any) -> TorchArrays:
+    """One ``TorchArrays`` per device: the search asks for it at every step."""
+    return TorchArrays(device)
+
+
 def namespace(x: Array) -> NumpyArrays | TorchArrays:
     """The operations for ``x``'s kind of array (and, for a tensor, its device)."""
     if isinstance(x, np.ndarray):
         return NUMPY
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
-        return TorchArrays(x.device)
+        return torch_arrays(x.device)
     raise TypeError(f"an array is a numpy.ndarray or a torch.Tensor, not {type(x).__name__}")

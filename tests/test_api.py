@@ -214,7 +214,7 @@ def test_bf16_weights_decode_as_fp32_does(reverse_run, labelled_runs, monkeypatc
     within 2%."""
     import torch
 
-    monkeypatch.setattr("rnnkit.api.engine.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: True)
     sentences = ["a b c d", "e f g h i j", "k"]
     full, half = (rnnkit.load(reverse_run, precision=p) for p in ("fp32", "bf16"))
     assert {p.dtype for p in half.engine.model.parameters()} == {torch.bfloat16}
@@ -235,7 +235,7 @@ def test_bf16_weights_decode_as_fp32_does(reverse_run, labelled_runs, monkeypatc
 def test_bf16_without_native_bf16_says_so_and_runs_fp32(monkeypatch, capsys):
     import torch
 
-    monkeypatch.setattr("rnnkit.api.engine.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: False)
     run = rnnkit.load(LM_RUN, precision="bf16")
     assert {p.dtype for p in run.engine.model.parameters()} == {torch.float32}
     assert "no native bf16" in capsys.readouterr().err

@@ -16,7 +16,6 @@ here, numpy arrays in ``onnx_engine.OnnxEngine``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
@@ -25,25 +24,15 @@ from torch import Tensor, nn
 from ..arrays import TorchArrays
 from ..errors import UserError
 from ..models.tagger import CharBatch
-from ..nn.layers import cpu_has_bf16
-from ..training.trainer import PRECISIONS  # train.precision's names, for the weights here
+from ..training.trainer import PRECISION_DTYPES, effective_precision
 
 
 def weight_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype of a loaded model's weights for ``precision``. bf16 on a CPU without native
-    bf16 says so once, on stderr, and stays fp32; fp16 needs a GPU."""
-    if precision not in PRECISIONS:
-        raise UserError(f"precision: one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise UserError("precision: fp16 needs a CUDA device; use bf16 on the CPU")
-        return torch.float16
-    if precision == "bf16":
-        if device.type == "cpu" and not cpu_has_bf16():
-            print("rnnkit: this CPU has no native bf16 (oneDNN); decoding in fp32", file=sys.stderr)
-            return torch.float32
-        return torch.bfloat16
-    return torch.float32
+    """The dtype of a loaded model's weights for ``precision`` (``trainer.effective_precision``:
+    bf16 on a CPU without native bf16 says so and stays fp32; fp16 needs a GPU)."""
+    if precision not in PRECISION_DTYPES:
+        raise UserError(f"precision: one of {', '.join(PRECISION_DTYPES)}, not {precision!r}")
+    return PRECISION_DTYPES[effective_precision(precision, device, "precision", "decoding")]
 
 
 class TorchEngine:

@@ -40,13 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step
+from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, sum_biases
 from .gemm import linear
-
-
-def _bias(*biases: Tensor | None) -> Tensor | None:
-    present = [b for b in biases if b is not None]
-    return sum(present[1:], present[0]) if present else None
 
 
 def _project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
@@ -98,7 +93,7 @@ class RNNSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, mask, nonlinearity):
-        gx = _project(x, w_ih, _bias(b_ih, b_hh))  # (T, B, H)
+        gx = _project(x, w_ih, sum_biases(b_ih, b_hh))  # (T, B, H)
         act = torch.Tensor.tanh_ if nonlinearity == "tanh" else torch.Tensor.relu_
         hs = x.new_empty(gx.shape[0] + 1, *h0.shape)  # (T+1, B, H): h_0 .. h_T, carried
         hs[0] = h0
@@ -148,7 +143,7 @@ class LSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, mask):
-        gates = _project(x, w_ih, _bias(b_ih, b_hh))  # (T, B, 4H): overwritten step by step
+        gates = _project(x, w_ih, sum_biases(b_ih, b_hh))  # (T, B, 4H): overwritten step by step
         steps, batch, hidden = gates.shape[0], h0.shape[0], h0.shape[1]
         hs = x.new_empty(steps + 1, batch, hidden)  # h_0 .. h_T, carried
         cs = x.new_empty(steps + 1, batch, hidden)  # c_0 .. c_T, carried
@@ -241,7 +236,7 @@ class GRUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, mask, reset, hard):
         after = reset == "after"
-        gx = _project(x, w_ih, b_ih if after else _bias(b_ih, b_hh))  # (T, B, 3H)
+        gx = _project(x, w_ih, b_ih if after else sum_biases(b_ih, b_hh))  # (T, B, 3H)
         steps, hidden = gx.shape[0], h0.shape[1]
         rz = gx[:, :, : 2 * hidden]  # (T, B, 2H): overwritten with r, z step by step
         ns = gx[:, :, 2 * hidden :]  # (T, B, H): overwritten with n

@@ -60,7 +60,7 @@ GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def _sum_biases(*biases: Tensor | None) -> Tensor | None:
+def sum_biases(*biases: Tensor | None) -> Tensor | None:
     present = [b for b in biases if b is not None]
     return sum(present[1:], present[0]) if present else None
 
@@ -70,7 +70,7 @@ def project_all_biases(x: Tensor, w: CellWeights) -> Tensor:
 
     Both biases fold in here when neither sits inside a product with a gate.
     """
-    return F.linear(x, w.weight_ih, _sum_biases(w.bias_ih, w.bias_hh))
+    return F.linear(x, w.weight_ih, sum_biases(w.bias_ih, w.bias_hh))
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,14 @@ def _onednn_linear_available() -> bool:
 ONEDNN = _onednn_linear_available()
 
 
+def onednn_fp32(x: Tensor, w: Tensor) -> bool:
+    """Whether ``x w^T`` goes to oneDNN: fp32 on the CPU, where torch has the op."""
+    return ONEDNN and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32
+
+
 def linear(x: Tensor, w: Tensor) -> Tensor:
     """x (..., K), w (N, K) -> x w^T (..., N); either may be a strided view."""
-    if ONEDNN and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
+    if onednn_fp32(x, w):
         return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
     return F.linear(x, w)
 
@@ -57,13 +62,7 @@ class Linear(torch.nn.Linear):
     Same parameters, so ``load_state_dict`` and weight tying work as with torch's."""
 
     def forward(self, x: Tensor) -> Tensor:
-        device = x.device.type
-        if (
-            not ONEDNN
-            or device != "cpu"
-            or torch.is_autocast_enabled(device)
-            or x.dtype != torch.float32
-            or torch.jit.is_tracing()
-        ):
+        own = not onednn_fp32(x, self.weight) or torch.is_autocast_enabled("cpu")
+        if own or torch.jit.is_tracing():  # autocast and tracing want torch's op
             return F.linear(x, self.weight, self.bias)
         return _LinearFunction.apply(x, self.weight, self.bias)

@@ -88,7 +88,9 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda params, cfg, **kw: torch.optim.AdamW(params, **kw),
 }
 LR_SCHEDULES = ("none", "epoch_decay", "plateau")  # train.lr_schedule
-PRECISIONS = ("fp32", "bf16", "fp16")  # train.precision (fp16 on CUDA only)
+# train.precision (fp16 on CUDA only), and a loaded run's weights (rnnkit.load(precision=))
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = tuple(PRECISION_DTYPES)
 LOSS_AVERAGES = ("token", "sequence")  # train.loss_average: what a step's loss is divided by
 
 
@@ -111,22 +113,25 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int, plateau_scale: float)
     return rate
 
 
-def effective_precision(precision: str, device: torch.device) -> str:
-    """``train.precision`` as this device runs it: bf16 on a CPU without native bf16 says so
-    once and trains in fp32 (emulated bf16 is about 15x slower)."""
+def effective_precision(
+    precision: str, device: torch.device, key: str = "train.precision", doing: str = "training"
+) -> str:
+    """``precision`` as this device runs it, for training and for decoding alike: fp16 needs a
+    GPU; bf16 on a CPU without native bf16 says so once and runs fp32 (emulated bf16 is about
+    15x slower). ``key`` and ``doing`` word the messages."""
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError(f"{key}: fp16 needs a CUDA device; use bf16 on the CPU")
     if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        print("rnnkit: this CPU has no native bf16 (oneDNN); training in fp32", file=sys.stderr)
+        print(f"rnnkit: this CPU has no native bf16 (oneDNN); {doing} in fp32", file=sys.stderr)
         return "fp32"
     return precision
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast of an ``effective_precision`` (fp32: none)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise UserError("train.precision: fp16 needs a CUDA device; use bf16 on the CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype=PRECISION_DTYPES[precision])
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
