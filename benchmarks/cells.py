@@ -18,11 +18,11 @@ gates: forward x W_ih^T and h W_hh^T, backward dW_ih, dW_hh and dh), the rest is
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
+from machine import describe
 
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.nn.gemm import linear
@@ -88,19 +88,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu"
-    )
-    flags = ""
-    if device.type == "cpu":
-        flags = (f", CPU capability {torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 "
-                 f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}")  # fmt: skip
     peak = gemm_peak(device)
     print(
-        f"# rnnkit.nn explicit vs fused, forward+backward, fp32, {name}{flags}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"# rnnkit.nn explicit vs fused, forward+backward, fp32; {describe(device)}; "
         f"fp32 GEMM peak {peak / 1e9:.0f} GFLOP/s"
     )
     print(f"# python benchmarks/cells.py --device {args.device} --repeat {args.repeat}\n")

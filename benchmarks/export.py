@@ -14,15 +14,13 @@ wrote the same translations. Unless ``--run`` is given it trains the model itsel
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import onnxruntime
-import torch
+from machine import describe
 from tabulate import tabulate
 
 import rnnkit
@@ -83,9 +81,7 @@ def main() -> None:
                              f"{p99:.1f}", f"{rate:.1f}"])  # fmt: skip
                 print(rows[-1], flush=True)
     same = {beam: texts["PyTorch", beam] == texts["onnxruntime", beam] for beam in (1, 5)}
-    print(f"\nCPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
-          f"{onnxruntime.__version__}")  # fmt: skip
+    print(f"\n{describe()}; onnxruntime {onnxruntime.__version__}")
     print(f"export: {seconds:.1f} s; " + ", ".join(f"{n} {s / 2**20:.1f} MiB"
                                                   for n, s in sorted(sizes.items())))  # fmt: skip
     headers = ["decoding", "engine", "batch-1 p50 ms", "batch-1 p99 ms",

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe
 from torch import nn
 
 import rnnkit
@@ -102,9 +103,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 64])
     args = parser.parse_args()
     print(
-        f"# sampling speed, CPU capability {torch.backends.cpu.get_cpu_capability()}, oneDNN "
-        f"bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; marginal tokens/s over {SHORT}..{LONG} tokens, "
+        f"# sampling speed; {describe()}; marginal tokens/s over {SHORT}..{LONG} tokens, "
         f"best of {args.rounds}"
     )
     print(f"# python benchmarks/generate.py --rounds {args.rounds}\n")

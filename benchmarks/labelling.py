@@ -13,10 +13,9 @@ time is the trainer's own (epochs with validation) from ``metrics.jsonl``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
-import torch
+from machine import describe
 
 import rnnkit
 from rnnkit.config import load_config
@@ -71,10 +70,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="section.key=value for every recipe")
     args = parser.parse_args()
     configs = args.config or list(RECIPES)
-    print(
-        f"# {platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, cpu\n"
-    )
+    print(f"# {describe()}\n")
     rows = [row(config, args.train, args.overrides) for config in configs]
     print(
         "| recipe | params | test accuracy | other test scores | dev accuracy (best epoch) | "

@@ -16,22 +16,33 @@ step.
 from the same initial weights, and gives each one's time and its validation perplexity after
 the epoch (the baseline's as word_language_model's ``evaluate`` computes it).
 
+``--minutes M`` gives time to quality: the baseline with word_language_model's own schedule
+(lr 20, divided by 4 whenever the valid loss does not improve) and ``rnnkit train
+configs/ptb-small.yaml`` (fp32, and bf16 where oneDNN has it), each in its own process for at
+most M minutes, the valid perplexity after every epoch against the minutes since the process
+started, drawn to ``--plot``.
+
     python benchmarks/lm.py                        # CPU
     python benchmarks/lm.py --epoch                # one whole epoch each, and valid ppl
     python benchmarks/lm.py --device cuda          # GPU: fp32, bf16
+    python benchmarks/lm.py --minutes 35 --plot docs/lm-time-to-quality.png
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+from machine import describe
+from timed import Training, epoch_lines, run_timestamped, train_rnnkit
 
 from rnnkit.config import load_config
+from rnnkit.plots import time_to_quality_plot
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.lm import LanguageModelTask
 from rnnkit.training.distributed import SINGLE_PROCESS
@@ -61,23 +72,15 @@ def batchify(ids: torch.Tensor, bsz: int, device: torch.device) -> torch.Tensor:
     return ids[: nbatch * bsz].view(bsz, -1).t().contiguous().to(device)  # (L, B)
 
 
-def baseline_seconds(
-    ids: torch.Tensor, ntoken: int, steps: int, device: torch.device, model: Baseline | None = None
-) -> float:
-    """The example's train() loop, time-major batches, for ``steps`` steps after 5 warm-up steps
-    (``model``: train this one; the steps then count from the corpus' start, warm-up included)."""
-    bsz, bptt, lr, clip = 20, 20, 20.0, 0.25
-    data = batchify(ids, bsz, device)
-    warmup = 5 if model is None else 0
-    model = model if model is not None else Baseline(ntoken, 200, 200, 2).to(device)
+def baseline_steps(
+    model: Baseline, data: torch.Tensor, ntoken: int, steps: range, lr: float
+) -> None:
+    """The example's train() loop over the batches ``steps`` of the time-major stream ``data``
+    (L, B): forward, cross-entropy, backward, clip 0.25, ``p.data.add_(p.grad, alpha=-lr)``."""
+    bptt, clip = 20, 0.25
     criterion = nn.CrossEntropyLoss()
     hidden = None
-    start = 0.0
-    start = time.perf_counter()
-    for i in range(steps + warmup):
-        if i == warmup:
-            synchronize(device)
-            start = time.perf_counter()
+    for i in steps:
         pos = i * bptt
         source, target = data[pos : pos + bptt], data[pos + 1 : pos + 1 + bptt].reshape(-1)
         if hidden is not None:
@@ -90,8 +93,48 @@ def baseline_seconds(
         for p in model.parameters():
             p.data.add_(p.grad, alpha=-lr)
         loss.item()  # the example logs the loss; this also waits for the GPU
+
+
+def baseline_seconds(
+    ids: torch.Tensor, ntoken: int, steps: int, device: torch.device, model: Baseline | None = None
+) -> float:
+    """Seconds per step of the example's loop, lr 20, over ``steps`` steps after 5 warm-up
+    steps (``model``: train this one, from the corpus' start, with no warm-up)."""
+    data = batchify(ids, 20, device)
+    warmup = 5 if model is None else 0
+    model = model if model is not None else Baseline(ntoken, 200, 200, 2).to(device)
+    baseline_steps(model, data, ntoken, range(warmup), 20.0)
+    synchronize(device)
+    start = time.perf_counter()
+    baseline_steps(model, data, ntoken, range(warmup, warmup + steps), 20.0)
     synchronize(device)
     return (time.perf_counter() - start) / steps
+
+
+def baseline_training(texts: dict, tokenizer, device: torch.device, epochs: int = 40) -> None:
+    """word_language_model's main loop: train an epoch, evaluate on valid, and divide the
+    rate (from 20) by 4 whenever the valid loss did not improve; one line per epoch in the form
+    ``rnnkit train`` prints, for ``benchmarks/timed.py`` to read."""
+    ids = torch.tensor(tokenizer.encode_corpus(texts["train"]))
+    valid_ids = torch.tensor(tokenizer.encode_corpus(texts["valid"]))
+    torch.manual_seed(0)
+    ntoken = len(tokenizer.vocab)
+    model = Baseline(ntoken, 200, 200, 2).to(device)
+    data = batchify(ids, 20, device)
+    steps = (data.size(0) - 1) // 20
+    lr, best = 20.0, math.inf
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        baseline_steps(model, data, ntoken, range(steps), lr)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        ppl = baseline_valid_ppl(model, valid_ids, device)
+        print(f"epoch {epoch} | valid_ppl {ppl:.4g} | lr {lr:g} | seconds {seconds:.4g} | "
+              f"tokens_per_s {steps * 20 * 20 / seconds:.4g}", flush=True)  # fmt: skip
+        if ppl < best:
+            best = ppl
+        else:
+            lr /= 4.0
 
 
 def rnnkit_seconds(
@@ -175,6 +218,50 @@ def one_epoch(args, kind, cfg, tokenizer, texts, device) -> None:
               f"{base / (seconds / steps):.2f}x |")  # fmt: skip
 
 
+def time_to_quality(args, data: list[str]) -> None:
+    """The baseline (its own schedule, up to 40 epochs) and rnnkit's ptb-small recipe (13
+    epochs; fp32, and bf16 where oneDNN has it), each in a process of its own for at most
+    ``--minutes`` of wall clock, validating after every epoch."""
+    work = Path(args.work)
+    baseline = Training()
+    command = [sys.executable, __file__, "--baseline-training", "--device", args.device,
+               "--data", args.data]  # fmt: skip
+    baseline.peak_rss_mb = run_timestamped(
+        command, epoch_lines(baseline, "valid_ppl"), args.minutes, ROOT
+    )
+    trained = {"baseline (pytorch/examples style), fp32": baseline}
+    precisions = ["fp32", "bf16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["fp32"]
+    for precision in precisions:
+        trained[f"rnnkit, {precision}"] = train_rnnkit(
+            ROOT / "configs" / "ptb-small.yaml", work / f"ptb-{precision}",
+            [*data, f"train.precision={precision}", "data.test=null",
+             f"train.device={args.device}"],
+            "valid_ppl", args.minutes,
+        )  # fmt: skip
+    print(
+        f"# PTB word LM, at most {args.minutes:g} minutes of training each; {describe(args.device)}"
+    )
+    print(f"# python benchmarks/lm.py --minutes {args.minutes:g} --plot {args.plot}\n")
+    print(
+        "| variant | epochs | s/epoch | tokens/s | best valid ppl | minutes to it | peak RSS MB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, t in trained.items():
+        best = min(range(len(t.curve[1])), key=t.curve[1].__getitem__)
+        print(f"| {name} | {len(t.epoch_seconds)} | {t.seconds_per_epoch():.0f} | "
+              f"{t.tokens_per_second():,.0f} | {t.curve[1][best]:.1f} | {t.curve[0][best]:.1f} | "
+              f"{t.peak_rss_mb:,.0f} |")  # fmt: skip
+    for name, t in trained.items():
+        print(
+            f"{name}: " + ", ".join(f"{m:.1f} min {p:.1f}" for m, p in zip(*t.curve, strict=True))
+        )
+    time_to_quality_plot(
+        {name: t.curve for name, t in trained.items()}, "valid perplexity", args.plot, log_y=True,
+        title=f"PTB word LM (2x200 LSTM); {describe(args.device)}",
+    )  # fmt: skip
+    print(f"curves: {args.plot}")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -186,18 +273,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epoch", action="store_true", help="one whole epoch each, valid ppl")
+    parser.add_argument("--minutes", type=float, help="time to quality: train each this long")
+    parser.add_argument("--plot", default="docs/lm-time-to-quality.png", help="with --minutes")
+    parser.add_argument("--work", default="/tmp/bench/lm", help="with --minutes: the runs")
+    parser.add_argument("--baseline-training", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB folder"
     )
     args = parser.parse_args()
     device = torch.device(args.device)
     data = [f"data.{split}={args.data}/ptb.{split}.txt" for split in ("train", "valid", "test")]
+    if args.minutes:
+        time_to_quality(args, data)
+        return
     cfg = load_config(ROOT / "configs" / "ptb-small.yaml", data)
     kind = TASKS["lm"]
     texts = kind.read_data(cfg)
     tokenizer = kind.build_vocabularies(cfg, texts)
     if args.epoch:
         one_epoch(args, kind, cfg, tokenizer, texts, device)
+        return
+    if args.baseline_training:
+        baseline_training(texts, tokenizer, device)
         return
 
     def training_task(overrides: list[str]) -> LanguageModelTask:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 
 import torch
+from machine import describe
 
 from rnnkit.config import load_config
 from rnnkit.gradient_report import CELLS
@@ -96,7 +96,7 @@ def main() -> None:
     if not args.no_exploding:
         rows += [run("irnn-sgd", 100, clip, 1000, EXPLODING) for clip in (None, 1.0)]
     print(
-        f"\n# {platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+        f"\n# {describe()}; "
         "adding problem, hidden 100, batch 50, Adam 3e-3 (irnn-sgd: SGD 0.01), "
         "solved = held-out MSE < 0.01\n"
     )

@@ -19,11 +19,11 @@ autograd over the cells (``model.bptt``), and prints the ratio.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import describe
 
 import rnnkit
 from rnnkit.config import load_config
@@ -91,10 +91,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(
-        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device {device}"
-    )
+    print(f"# {describe(device)}")
     if args.config:
         print(
             "\n| recipe | parameters | target tokens/s | ms/step | s/epoch |\n"

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import torch
+from machine import describe
 from tabulate import tabulate
 
 import rnnkit
@@ -191,9 +189,7 @@ def run(args: argparse.Namespace, mt: Path, lm: Path) -> None:
         s = asyncio.run(load(url, soak, 32))
         after = rss_mib(process.pid)
     print()
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, threads {torch.get_num_threads()}, oneDNN bf16: "
-          f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}")  # fmt: skip
+    print(describe())
     print(
         f"offline (in-process translate, batch {args.max_batch}): greedy "
         f"{offline_rate[1]:.1f} sentences/s, beam 5 {offline_rate[5]:.1f} sentences/s"

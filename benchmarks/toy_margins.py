@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = {
@@ -140,8 +139,7 @@ def main() -> int:
     passed = sum(run["returncode"] == 0 for run in runs)
     print()
     print(
-        f"# {platform.machine()}, torch {torch.__version__}, "
-        f"native capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"# {describe()}; "
         f"OMP_NUM_THREADS={args.threads}, seeds {' '.join(map(str, args.seeds))}; "
         f"{passed}/{len(runs)} pytest -m toy runs passed"
     )

@@ -1,5 +1,6 @@
 """Figures written to PNG files: the attention heatmap of one translation, the gradient flow
-through time of several models, and a run's loss and gradient norm per step.
+through time of several models, a run's loss and gradient norm per step, and a validation score
+against wall-clock minutes (time to quality) for several runs.
 
 Luong et al. 2015 and Bahdanau et al. 2015 show alignments as a matrix of
 the weights a_ts, one row per target word and one column per source word. Figures are drawn on a
@@ -129,4 +130,29 @@ def training_curves_plot(
     bottom.set_xlabel("optimizer step")
     if title is not None:
         top.set_title(title)
+    save_png(fig, path)
+
+
+def time_to_quality_plot(
+    curves: dict[str, tuple[list[float], list[float]]],
+    ylabel: str,
+    path: str | Path,
+    log_y: bool = False,
+    title: str | None = None,
+) -> None:
+    """A validation score against wall-clock minutes of training, one marked line per run
+    (curves: label -> (minutes, scores), one point per validation)."""
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    axes = fig.add_subplot(1, 1, 1)
+    for label, (minutes, scores) in curves.items():
+        axes.plot(minutes, scores, marker="o", markersize=3, label=label)
+    if log_y:
+        axes.set_yscale("log")
+    axes.set_xlabel("wall-clock minutes of training")
+    axes.set_ylabel(ylabel)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    if title is not None:
+        axes.set_title(title, fontsize="small")
     save_png(fig, path)

@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib")
 
 import matplotlib.image  # noqa: E402
 
-from rnnkit.plots import attention_heatmap  # noqa: E402
+from rnnkit.plots import attention_heatmap, time_to_quality_plot  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,3 +41,14 @@ def test_weights_that_do_not_match_the_tokens_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"\(3, 2\).*\(2, 3\)"):
         attention_heatmap(np.zeros((3, 2)), ["a", "b", "c"], ["x", "y"], path)
     assert not path.exists()
+
+
+def test_time_to_quality_is_a_png_with_one_line_per_run(tmp_path):
+    path = tmp_path / "curve.png"
+    curves = {"rnnkit": ([2.5, 5.0, 7.5], [20.1, 27.9, 30.2]), "peer": ([4.0, 8.0], [12.0, 20.5])}
+    time_to_quality_plot(curves, "dev BLEU", path, title="Multi30k")
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width > height > 0
+    time_to_quality_plot({"lm": ([1.0, 2.0], [300.0, 150.0])}, "valid ppl", path, log_y=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]
