@@ -85,6 +85,8 @@ class DataConfig:
     subword_model: str = key("unigram", ("lm", "translate", "classify"))  # unigram | bpe
     # stream: truncated BPTT over one token stream; sentence: padded lines
     mode: str = key("stream", ("lm",))
+    # read every line right to left: a backward LM, for model.init_from_backward
+    reverse_text: bool = key(False, ("lm",))
     bptt: int = key(35, ("lm",), **COUNT)  # stream mode: window length
     batch_size: int = key(20, ALL, **COUNT)
     eval_batch_size: int = key(10, ("lm", "classify", "tag", "adding", "copy"), **COUNT)
@@ -163,6 +165,14 @@ class ModelConfig:
     char_features: bool = key(False, ("tag",))
     char_embedding_size: int = key(50, ("tag",), **COUNT)
     char_hidden_size: int = key(50, ("tag",), **COUNT)  # per direction
+    # transfer from trained LM runs (rnnkit/transfer.py): the embedding and the recurrent stack
+    # (classify, tag: the forward direction; a backward LM, data.reverse_text, fills the
+    # backward one); translate: the encoder from a source LM, the decoder from a target LM
+    init_from: str | None = key(None, ("classify", "tag"))
+    init_from_backward: str | None = key(None, ("classify", "tag"))
+    encoder_init_from: str | None = key(None, ("translate",))
+    decoder_init_from: str | None = key(None, ("translate",))
+    freeze_encoder: bool = key(False, ("classify", "tag", "translate"))  # the transferred parts
 
 
 @dataclass
@@ -189,6 +199,11 @@ class TrainConfig:
     # stop once the validation best_metric reaches this value
     target_score: float | None = key(None)
     label_smoothing: float = key(0.0, TEXT, **DROPOUT)
+    # a model transferred from an LM: the top encoder layer trains at lr / f, each lower one at a
+    # further / f (ULMFiT: 2.6); gradual unfreezing trains the head alone in epoch 1, then one
+    # more encoder layer, top down, each epoch
+    discriminative_lr: float | None = key(None, ("classify", "tag", "translate"), at_least=1)
+    gradual_unfreezing: bool = key(False, ("classify", "tag", "translate"))
     # translate: the probability of feeding the gold token (drawn per step), and its decay by
     # scheduled sampling (Bengio et al. 2015) over optimizer steps i: linear max(min, k - c i),
     # exponential k^i, inverse_sigmoid k / (k + exp(i / k)).

@@ -8,6 +8,7 @@ and the files it keeps in a run directory (``run_files``), and knows how to
     build_vocabularies(cfg, data)       -> its vocabularies (a named type; lm: one tokenizer)
     save_vocabularies / load_vocabularies (run directory <-> vocabularies)
     build_model(cfg, vocabularies)      -> nn.Module (fresh weights; pretrained vectors copied in)
+    transfer_targets(cfg, model, vocabularies) -> what LM runs may fill (``transfer.py``)
     training_task(cfg, vocabularies, model, data, device, env) -> what the trainer trains
     loaded(path, cfg, vocabularies, engine) -> the ``rnnkit.load`` object, with the task's methods
 
@@ -86,6 +87,11 @@ class Task:
     ) -> Any:
         """What the trainer trains (``training.trainer.TrainingTask``): ``training_class``."""
         return self.training_class(cfg, vocabularies, model, data, device, env)
+
+    def transfer_targets(self, cfg: Config, model: nn.Module, vocabularies: Any) -> list:
+        """The embeddings and recurrent stacks of ``model`` that trained LM runs may fill
+        (``transfer.TransferTarget``), with the runs the config names; none by default."""
+        return []
 
     def test_metrics(self, training_task: Any, data: dict[str, Any]) -> dict[str, Any]:
         """Scores on the test split, at the end of training."""

@@ -40,6 +40,7 @@ from ..data.tokenizers import (
 from ..losses import token_cross_entropy
 from ..models.classifier import SequenceClassifier
 from ..training.distributed import SINGLE_PROCESS, Distributed
+from ..transfer import TransferTarget, encoder_target
 from .base import Task, VocabularyTask, score_split
 
 
@@ -121,6 +122,11 @@ class Classification(Task):
             model.embedding, cfg.model.pretrained_embeddings, vocab, cfg.model.freeze_embeddings
         )
         return model
+
+    def transfer_targets(
+        self, cfg: Config, model: SequenceClassifier, tokenizers: Tokenizers
+    ) -> list[TransferTarget]:
+        return [encoder_target(cfg, model, tokenizers.text.vocab)]
 
     def test_metrics(
         self, task: ClassificationTask, data: dict[str, list[LabelledText]]

@@ -61,6 +61,19 @@ def read_texts(cfg: Config) -> dict[str, str]:
     return {name: joiner.join(items) for name, items in read_splits(data, read).items()}
 
 
+def stream_ids(tokenizer: Tokenizer, text: str, reverse: bool = False) -> Tensor:
+    """The text as one stream of ids (<eos> after each line) (N,); ``reverse``
+    (``data.reverse_text``): the whole stream read backwards, for a backward LM."""
+    ids = torch.tensor(tokenizer.encode_corpus(text), dtype=torch.long)
+    return ids.flip(0) if reverse else ids
+
+
+def line_ids(tokenizer: Tokenizer, text: str, reverse: bool = False) -> list[list[int]]:
+    """Each line's ids (sentence mode); ``reverse``: each line read right to left."""
+    lines = [tokenizer.encode(line) for line in split_lines(text)]
+    return [line[::-1] for line in lines] if reverse else lines
+
+
 class LanguageModelScorer:
     """Loss, perplexity and bits per character of a model on any text."""
 
@@ -82,14 +95,13 @@ class LanguageModelScorer:
         if text not in self._eval_batches:
             data = self.cfg.data
             if data.mode == "stream":
-                ids = torch.tensor(self.tokenizer.encode_corpus(text), dtype=torch.long)
+                ids = stream_ids(self.tokenizer, text, data.reverse_text)
                 rows = min(data.eval_batch_size, max(1, (ids.numel() - 1) // 2))
                 self._eval_batches[text] = StreamBatches(ids, rows, data.bptt)
             else:
                 vocab = self.tokenizer.vocab
-                lines = [self.tokenizer.encode(line) for line in split_lines(text)]
                 self._eval_batches[text] = SentenceBatches(
-                    lines,
+                    line_ids(self.tokenizer, text, data.reverse_text),
                     data.eval_batch_size,
                     vocab.pad_index,
                     vocab.bos_index,
@@ -140,12 +152,11 @@ class LanguageModelTask(LanguageModelScorer):
         vocab = tokenizer.vocab
         data = cfg.data
         if data.mode == "stream":
-            ids = torch.tensor(tokenizer.encode_corpus(texts["train"]), dtype=torch.long)
+            ids = stream_ids(tokenizer, texts["train"], data.reverse_text)
             self.train = StreamBatches(ids, data.batch_size, data.bptt, env.rank, env.world_size)
         else:
-            lines = [tokenizer.encode(line) for line in split_lines(texts["train"])]
             self.train = SentenceBatches(
-                lines,
+                line_ids(tokenizer, texts["train"], data.reverse_text),
                 data.batch_size // env.world_size,
                 vocab.pad_index,
                 vocab.bos_index,
@@ -216,7 +227,7 @@ class LanguageModelling(Task):
     ) -> tuple[Tensor, Tensor]:
         """The first ``size`` bptt windows of the validation text (inputs, targets), each
         (size, bptt): the batch ``rnnkit diagnose gradients`` differentiates."""
-        ids = torch.tensor(tokenizer.encode_corpus(data["valid"]), dtype=torch.long)
+        ids = stream_ids(tokenizer, data["valid"], cfg.data.reverse_text)
         rows = max(1, min(size, (ids.numel() - 1) // (cfg.data.bptt + 1)))
         inputs, targets, _ = StreamBatches(ids, rows, cfg.data.bptt).batch(0, 0)
         return inputs, targets

@@ -48,6 +48,7 @@ from ..errors import UserError
 from ..losses import token_cross_entropy
 from ..models.tagger import CharBatch, SequenceTagger
 from ..training.distributed import SINGLE_PROCESS, Distributed
+from ..transfer import TransferTarget, encoder_target
 from .base import Task, VocabularyTask, score_split
 
 
@@ -156,6 +157,11 @@ class Tagging(Task):
             cfg.model.freeze_embeddings,
         )
         return model
+
+    def transfer_targets(
+        self, cfg: Config, model: SequenceTagger, tokenizers: Tokenizers
+    ) -> list[TransferTarget]:
+        return [encoder_target(cfg, model, tokenizers.words.vocab)]
 
     def test_metrics(
         self, task: TaggingTask, data: dict[str, list[TaggedSentence]]

@@ -39,6 +39,7 @@ from ..errors import UserError
 from ..losses import token_cross_entropy
 from ..models.seq2seq import Seq2Seq
 from ..training.distributed import SINGLE_PROCESS, Distributed
+from ..transfer import FORWARD, TransferTarget
 from .base import Task, VocabularyTask, evaluating
 
 Pairs = list[tuple[str, str]]
@@ -246,6 +247,21 @@ class Translation(Task):
     def build_model(self, cfg: Config, tokenizers: Tokenizers) -> Seq2Seq:
         source, target = (t.vocab for t in tokenizers)
         return Seq2Seq(len(source), len(target), cfg.model, source.pad_index, target.pad_index)
+
+    def transfer_targets(
+        self, cfg: Config, model: Seq2Seq, tokenizers: Tokenizers
+    ) -> list[TransferTarget]:
+        """The encoder from a source-language LM, the decoder from a target-language LM."""
+        return [
+            TransferTarget(
+                name, part.embedding, part.rnn, tokenizer.vocab,
+                {FORWARD: (f"model.{key}", path)} if (path := getattr(cfg.model, key)) else {},
+            )
+            for name, part, tokenizer, key in (
+                ("encoder", model.encoder, tokenizers.source, "encoder_init_from"),
+                ("decoder", model.decoder, tokenizers.target, "decoder_init_from"),
+            )
+        ]  # fmt: skip
 
     def test_metrics(self, task: TranslationTask, data: dict[str, Pairs]) -> dict[str, Any]:
         """BLEU and chrF on the test pairs, with ``decode.beam_size``."""

@@ -21,6 +21,7 @@ from ..config import Config, config_from_dict, override_config, run_config
 from ..errors import UserError
 from ..rundir import RunDir
 from ..tasks import TASKS
+from ..transfer import parameter_groups, transfer_from_lms
 from .distributed import (
     Distributed,
     barrier,
@@ -87,6 +88,10 @@ def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -
         vocabularies = kind.build_vocabularies(cfg, data)
     seed_everything(cfg.seed, cfg.train.deterministic)
     model = kind.build_model(cfg, vocabularies)
+    targets = kind.transfer_targets(cfg, model, vocabularies)
+    if not resuming:  # a resumed run has its own weights
+        transfer_from_lms(cfg, targets, report=print if env.is_main else lambda line: None)
+    groups = parameter_groups(model, targets, cfg)
     task = kind.training_task(cfg, vocabularies, model, data, device, env)
     # Only now, with the config, the data and the model checked, is anything written.
     if not resuming and env.is_main:
@@ -94,7 +99,7 @@ def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -
         run = RunDir.create(cfg.run_dir, overwrite=overwrite, task_files=task_files)
         run.save_config(run_config(cfg))
         kind.save_vocabularies(vocabularies, run.path)
-    trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device)
+    trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device, groups)
     if checkpoint is not None:
         trainer.resume(*checkpoint)
     summary = trainer.fit()

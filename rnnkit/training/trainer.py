@@ -94,8 +94,9 @@ PRECISIONS = tuple(PRECISION_DTYPES)
 LOSS_AVERAGES = ("token", "sequence")  # train.loss_average: what a step's loss is divided by
 
 
-def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """``train.optimizer`` -> its torch.optim optimizer, with lr and weight decay."""
+def make_optimizer(cfg: TrainConfig, params: list[Any]) -> torch.optim.Optimizer:
+    """``train.optimizer`` -> its torch.optim optimizer, with lr and weight decay; ``params``:
+    parameters, or parameter groups (dicts)."""
     return OPTIMIZERS[cfg.optimizer](params, cfg, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -161,12 +162,25 @@ class Trainer:
         run: RunDir | None,
         env: Distributed,
         device: torch.device,
+        groups: list[dict[str, Any]] | None = None,
     ) -> None:
+        """``groups``: the optimizer's parameter groups, each with its ``lr_scale`` and the
+        epoch from which it trains (``unfreeze_epoch``; ``transfer.parameter_groups``); by
+        default one group of every trainable parameter."""
         self.task, self.cfg, self.run, self.env, self.device = task, cfg, run, env, device
         self.precision = effective_precision(cfg.precision, device)
+        if groups is None:
+            trainable = [p for p in task.model.parameters() if p.requires_grad]
+            groups = [{"params": trainable, "lr_scale": 1.0, "unfreeze_epoch": 0}]
+        self.gradual = any(g["unfreeze_epoch"] > 0 for g in groups)
+        if self.gradual and env.enabled:
+            raise UserError(
+                "train.gradual_unfreezing runs in one process (DistributedDataParallel needs "
+                "every parameter's gradient in every step); run it without torchrun"
+            )
         self.model = wrap_model(task.model, env, device)
-        self.params = [p for p in task.model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(cfg, self.params)
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = make_optimizer(cfg, groups)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best, self.bad_epochs, self.plateau_scale = math.inf, 0, 1.0
@@ -252,7 +266,7 @@ class Trainer:
     def train_step(self, k: int) -> tuple[float, int, float]:
         lr = learning_rate(self.cfg, self.epoch, self.step, self.plateau_scale)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast(self.precision, self.device):
             loss_sum, tokens, sequences = self.task.batch_loss(self.model, self.epoch, k)
         loss = loss_sum / (tokens if self.cfg.loss_average == "token" else sequences)
@@ -277,6 +291,10 @@ class Trainer:
         total = self.task.num_batches()
         if self.batch == 0:
             self.task.start_epoch(self.epoch)
+        if self.gradual:  # gradual unfreezing: the groups whose epoch has come train
+            for group in self.optimizer.param_groups:
+                for p in group["params"]:
+                    p.requires_grad_(self.epoch >= group["unfreeze_epoch"])
         start, tokens_before = time.perf_counter(), self.epoch_tokens
         bar = tqdm(
             total=total,
