@@ -230,7 +230,8 @@ def time_to_quality(args, data: list[str]) -> None:
         command, epoch_lines(baseline, "valid_ppl"), args.minutes, ROOT
     )
     trained = {"baseline (pytorch/examples style), fp32": baseline}
-    precisions = ["fp32", "bf16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["fp32"]
+    bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    precisions = args.precisions or (["fp32", "bf16"] if bf16 else ["fp32"])
     for precision in precisions:
         trained[f"rnnkit, {precision}"] = train_rnnkit(
             ROOT / "configs" / "ptb-small.yaml", work / f"ptb-{precision}",
@@ -241,7 +242,7 @@ def time_to_quality(args, data: list[str]) -> None:
     print(
         f"# PTB word LM, at most {args.minutes:g} minutes of training each; {describe(args.device)}"
     )
-    print(f"# python benchmarks/lm.py --minutes {args.minutes:g} --plot {args.plot}\n")
+    print(f"# python benchmarks/lm.py {' '.join(sys.argv[1:])}\n")
     print(
         "| variant | epochs | s/epoch | tokens/s | best valid ppl | minutes to it | peak RSS MB |"
     )
@@ -276,6 +277,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="time to quality: train each this long")
     parser.add_argument("--plot", default="docs/lm-time-to-quality.png", help="with --minutes")
     parser.add_argument("--work", default="/tmp/bench/lm", help="with --minutes: the runs")
+    parser.add_argument(
+        "--precisions", nargs="+", help="with --minutes: rnnkit's (default fp32, and bf16 "
+        "where oneDNN has it)",
+    )  # fmt: skip
     parser.add_argument("--baseline-training", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB folder"
