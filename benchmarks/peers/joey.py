@@ -69,18 +69,18 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
-def steps_per_epoch(max_length: int = 50, batch_size: int = 64) -> int:
+def steps_per_epoch(data: Path, max_length: int = 50, batch_size: int = 64) -> int:
     """Batches in one epoch of the training pairs both tools keep (<= max_length tokens)."""
     pairs = zip(
-        (DATA / f"{PREFIX['train']}.de").read_text(encoding="utf-8").splitlines(),
-        (DATA / f"{PREFIX['train']}.en").read_text(encoding="utf-8").splitlines(),
+        (data / f"{PREFIX['train']}.de").read_text(encoding="utf-8").splitlines(),
+        (data / f"{PREFIX['train']}.en").read_text(encoding="utf-8").splitlines(),
         strict=True,
     )
     kept = sum(len(s.split()) <= max_length and len(t.split()) <= max_length for s, t in pairs)
     return math.ceil(kept / batch_size)
 
 
-def joey_config(model_dir: Path, epochs: int, validation_freq: int, beam: int) -> dict:
+def joey_config(data: Path, model_dir: Path, epochs: int, validation_freq: int, beam: int) -> dict:
     """Joey NMT 2.3's config for the model and training of ``configs/multi30k-de-en-tok.yaml``."""
     side = {"level": "word", "lowercase": False, "max_length": 50, "voc_min_freq": 2}
     embeddings = {"embedding_dim": 256, "scale": False}
@@ -88,7 +88,7 @@ def joey_config(model_dir: Path, epochs: int, validation_freq: int, beam: int) -
         "name": "multi30k-de-en-tok",
         "joeynmt_version": "2.3.0",
         "data": {
-            **{split: str(DATA / prefix) for split, prefix in PREFIX.items()},
+            **{split: str(data / prefix) for split, prefix in PREFIX.items()},
             "dataset_type": "plain",
             "src": {"lang": "de", **side},
             "trg": {"lang": "en", **side},
@@ -159,9 +159,11 @@ def write_yaml(path: Path, cfg: dict) -> Path:
     return path
 
 
-def train_joey(python: Path, work: Path, epochs: int, minutes: float | None) -> Training:
-    steps = steps_per_epoch()
-    config = write_yaml(work / "joey.yaml", joey_config(work / "joey", epochs, steps, 1))
+def train_joey(
+    python: Path, work: Path, data: Path, epochs: int, minutes: float | None
+) -> Training:
+    steps = steps_per_epoch(data)
+    config = write_yaml(work / "joey.yaml", joey_config(data, work / "joey", epochs, steps, 1))
     result = Training()
     epoch = re.compile(r"Epoch\s+\d+, total training loss.*num\. of tokens: (\d+), ([\d.]+)\[sec\]")
     valid = re.compile(r"Evaluation result \(greedy\): bleu:\s+([\d.]+)")
@@ -183,9 +185,9 @@ def train_joey(python: Path, work: Path, epochs: int, minutes: float | None) -> 
     return result
 
 
-def decode_joey(python: Path, work: Path, beam: int) -> tuple[float, list[str], float]:
+def decode_joey(python: Path, work: Path, data: Path, beam: int) -> tuple[float, list[str], float]:
     """-> seconds of generation, the test translations, peak RSS in MB."""
-    cfg = joey_config(work / "joey", 1, steps_per_epoch(), beam)
+    cfg = joey_config(data, work / "joey", 1, steps_per_epoch(data), beam)
     del cfg["data"]["dev"]
     cfg["testing"]["load_model"] = str(work / "joey" / "best.ckpt")
     config = write_yaml(work / f"joey-test-beam{beam}.yaml", cfg)
@@ -205,30 +207,33 @@ def decode_joey(python: Path, work: Path, beam: int) -> tuple[float, list[str], 
     return seconds[-1], Path(f"{out}.test").read_text(encoding="utf-8").splitlines(), rss
 
 
-def decode_rnnkit(work: Path, precision: str, beam: int) -> tuple[float, list[str], float]:
+def decode_rnnkit(
+    work: Path, data: Path, precision: str, beam: int
+) -> tuple[float, list[str], float]:
     """-> seconds of ``translate`` over the test sources, the translations, peak RSS in MB."""
     out = work / f"rnnkit-{precision}-beam{beam}.json"
     command = [sys.executable, __file__, "--decode-one", str(work / f"rnnkit-{precision}"),
-               "--beam", str(beam), "--precision", precision, "--out", str(out)]  # fmt: skip
+               "--beam", str(beam), "--precision", precision, "--out", str(out),
+               "--data", str(data)]  # fmt: skip
     rss = run_timestamped(command, lambda line, now: None, None, ROOT)
     result = json.loads(out.read_text(encoding="utf-8"))
     return result["seconds"], result["translations"], rss
 
 
-def decode_one(run: str, beam: int, precision: str, out: Path) -> None:
+def decode_one(run: str, data: Path, beam: int, precision: str, out: Path) -> None:
     """In a process of its own: load the run, translate test2016, write seconds and texts."""
     import rnnkit
 
     loaded = rnnkit.load(run, "cpu", precision=precision)
-    sources = (DATA / f"{PREFIX['test']}.de").read_text(encoding="utf-8").splitlines()
+    sources = (data / f"{PREFIX['test']}.de").read_text(encoding="utf-8").splitlines()
     start = time.perf_counter()
     translations = [t.text for t in loaded.translate(sources, beam=beam)]
     seconds = time.perf_counter() - start
     out.write_text(json.dumps({"seconds": seconds, "translations": translations}))
 
 
-def bleu(hypotheses: list[str]) -> float:
-    references = (DATA / f"{PREFIX['test']}.en").read_text(encoding="utf-8").splitlines()
+def bleu(hypotheses: list[str], data: Path) -> float:
+    references = (data / f"{PREFIX['test']}.en").read_text(encoding="utf-8").splitlines()
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="13a", force=True).score
 
 
@@ -243,13 +248,15 @@ def main() -> None:
         "--precisions", nargs="+", default=None, help="rnnkit's (default: fp32, and bf16 "
         "where oneDNN has it)",
     )  # fmt: skip
+    parser.add_argument("--data", default=str(DATA), help="Multi30k's tok/ folder")
     parser.add_argument("--decode-one", help=argparse.SUPPRESS)
     parser.add_argument("--beam", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    data = Path(args.data)
     if args.decode_one:
-        decode_one(args.decode_one, args.beam, args.precision, Path(args.out))
+        decode_one(args.decode_one, data, args.beam, args.precision, Path(args.out))
         return
 
     bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
@@ -258,16 +265,17 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     python = ensure_venv(Path(args.venv))
     epochs = 1000 if args.minutes else args.epochs
-    trained = {"Joey NMT 2.3": train_joey(python, work, epochs, args.minutes)}
+    trained = {"Joey NMT 2.3": train_joey(python, work, data, epochs, args.minutes)}
     for precision in precisions:
         trained[f"rnnkit {precision}"] = train_rnnkit(
             RECIPE, work / f"rnnkit-{precision}",
-            [f"train.epochs={epochs}", f"train.precision={precision}", "data.test=null"],
+            [f"train.epochs={epochs}", f"train.precision={precision}", "data.test=null",
+             f"data.train={data / PREFIX['train']}", f"data.valid={data / PREFIX['dev']}"],
             "valid_bleu", args.minutes,
         )  # fmt: skip
     decoded = {
-        (name, beam): (decode_joey(python, work, beam) if name.startswith("Joey")
-                       else decode_rnnkit(work, name.split()[1], beam))
+        (name, beam): (decode_joey(python, work, data, beam) if name.startswith("Joey")
+                       else decode_rnnkit(work, data, name.split()[1], beam))
         for name in trained for beam in (5, 1)
     }  # fmt: skip
 
@@ -282,12 +290,13 @@ def main() -> None:
         print(f"| {name} | {t.parameters / 1e6:.2f}M | {len(t.epoch_seconds)} | "
               f"{t.seconds_per_epoch():.1f} | {t.tokens_per_second():,.0f} | "
               f"{t.curve[1][-1]:.2f} | {t.peak_rss_mb:,.0f} |")  # fmt: skip
-    print("\n| decoding test2016 (1,000 sentences) | beam | seconds | sentences/s | BLEU | "
-          "peak RSS MB |")  # fmt: skip
+    sentences = len(next(iter(decoded.values()))[1])
+    print(f"\n| decoding test2016 ({sentences:,} sentences) | beam | seconds | sentences/s | "
+          "BLEU | peak RSS MB |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
     for (name, beam), (seconds, texts, rss) in decoded.items():
         print(f"| {name} | {beam} | {seconds:.2f} | {len(texts) / seconds:,.1f} | "
-              f"{bleu(texts):.2f} | {rss:,.0f} |")  # fmt: skip
+              f"{bleu(texts, data):.2f} | {rss:,.0f} |")  # fmt: skip
 
     def per_epoch(name: str) -> float:
         return trained[name].seconds_per_epoch()
