@@ -47,8 +47,7 @@ from .data.tokenizers import Vocabulary
 from .errors import UserError
 from .rundir import RunDir
 
-# (key, run) of each LM a config names, and whether it is a backward LM
-FORWARD, BACKWARD = "forward", "backward"
+FORWARD, BACKWARD = "forward", "backward"  # the directions of a stack an LM run can fill
 
 
 @dataclasses.dataclass
@@ -97,16 +96,25 @@ class LanguageModelRun:
         return cls(run.path, cfg, tokenizer.vocab, run.load_model_state())
 
 
-def same_file(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+def same_text(a: str | None, b: str | None) -> bool:
+    """Whether two data files are one: the same path, or the same bytes (a copy)."""
+    if a is None or b is None or not Path(a).is_file() or not Path(b).is_file():
+        return False
+    a_path, b_path = Path(a), Path(b)
+    if a_path.resolve() == b_path.resolve():
+        return True
+    return (
+        a_path.stat().st_size == b_path.stat().st_size
+        and a_path.read_bytes() == b_path.read_bytes()
+    )
 
 
 def check_pretraining_text(key: str, lm: LanguageModelRun, cfg: Config) -> None:
     """Dev and test text never enter pretraining: the LM's train and valid files must not be
-    this run's valid or test file."""
+    this run's valid or test file, nor a copy of one."""
     for lm_split in ("train", "valid"):
         for split in ("valid", "test"):
-            if same_file(getattr(lm.cfg.data, lm_split), getattr(cfg.data, split)):
+            if same_text(getattr(lm.cfg.data, lm_split), getattr(cfg.data, split)):
                 raise UserError(
                     f"{key}: {lm.path} was trained on {getattr(lm.cfg.data, lm_split)} "
                     f"(its data.{lm_split}), which is this run's data.{split}: dev and test "
@@ -207,7 +215,8 @@ def transfer_from_lms(
                 if direction == FORWARD
                 else ""
             )
-            report(f"{key} {path}: {rows}recurrent layers 0-{layers - 1} ({direction}) filled")
+            filled = "recurrent layer 0" if layers == 1 else f"recurrent layers 0-{layers - 1}"
+            report(f"{key} {path}: {rows}{filled} ({direction}) filled")
         if (
             target.rnn.bidirectional
             and FORWARD in target.sources

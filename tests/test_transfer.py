@@ -193,11 +193,15 @@ def test_what_does_not_fit_is_a_one_line_error(corpus, lms, overrides, message):
     assert "\n" not in str(error.value)
 
 
-def test_dev_and_test_text_never_enter_pretraining(corpus):
-    for split in ("valid", "test"):
-        lm = train_lm(
-            corpus, f"lm-on-{split}", f"data.valid={corpus / f'{split}.txt'}", "train.epochs=1"
-        )
+def test_dev_and_test_text_never_enter_pretraining(corpus, tmp_path):
+    copy = tmp_path / "copy-of-test.txt"
+    copy.write_bytes((corpus / "test.txt").read_bytes())
+    for name, overrides, split in (
+        ("lm-on-valid", [f"data.valid={corpus / 'valid.txt'}"], "valid"),
+        ("lm-on-test", [f"data.valid={corpus / 'test.txt'}"], "test"),
+        ("lm-on-a-copy", [f"data.train={copy}", "data.format=label_text"], "test"),
+    ):
+        lm = train_lm(corpus, name, *overrides, "train.epochs=1")
         cfg = classifier_cfg(corpus, "unused", f"model.init_from={lm}")
         with pytest.raises(UserError, match=f"which is this run's data.{split}: dev and test"):
             built(cfg)
@@ -279,3 +283,24 @@ def test_pretraining_helps_on_a_synthetic_task(corpus, lms):
     assert accuracy["pretrained"] >= 0.9 and accuracy["pretrained"] >= accuracy["scratch"] + 0.15, (
         accuracy
     )
+
+
+def test_an_lm_pretrains_on_the_text_of_a_labelled_file(tmp_path):
+    from rnnkit.tasks.lm import read_texts
+
+    (tmp_path / "train.txt").write_text("1\ta gripping film\n0 a dull one\n")
+    rows = ("1\tThe\tthe\tDET\tDT", "2\tdog\tdog\tNOUN\tNN")
+    conllu = "# sent_id = 1\n" + "".join(r + "\t_" * 5 + "\n" for r in rows) + "\n"
+    (tmp_path / "train.conllu").write_text(conllu * 2)
+    labelled = [f"data.valid={tmp_path / 'train.txt'}", "data.format=label_text"]
+    for train, extra, expected in (
+        ("train.txt", labelled, "a gripping film\na dull one"),
+        ("train.conllu", [f"data.valid={tmp_path / 'train.conllu'}"], "The dog\nThe dog"),
+        ("train.txt", [f"data.valid={tmp_path / 'train.txt'}"], "1\ta gripping film\n0 a dull one"),
+    ):
+        cfg = load_config(None, ["task=lm", f"data.train={tmp_path / train}", *extra])
+        assert read_texts(cfg)["train"] == expected
+    char = load_config(
+        None, ["task=lm", "data.tokenizer=char", f"data.train={tmp_path / 'train.txt'}", *labelled]
+    )
+    assert read_texts(char)["train"] == "a gripping film\na dull one\n"

@@ -1,7 +1,9 @@
 """Labelled text for classification and tagging: the readers and the label vocabulary.
 
 Four formats, chosen by ``data.format`` (``auto``: ``.csv`` -> csv, ``.conllu`` -> conllu,
-otherwise label_text for classification and token_tag for tagging)::
+otherwise label_text for classification, token_tag for tagging and plain text, ``text``, for
+a language model, which reads the text of any of the four without its labels:
+``read_unlabelled``)::
 
     label_text   1<TAB>a gripping , funny film      one example per line: the label, then a
                  0 apparently reassembled ...       tab (or, without a tab, the first space)
@@ -51,7 +53,7 @@ class TaggedSentence(NamedTuple):
     line: int
 
 
-FORMATS = ("auto", "label_text", "csv", "conllu", "token_tag")  # data.format
+FORMATS = ("auto", "text", "label_text", "csv", "conllu", "token_tag")  # data.format
 TAG_COLUMNS = {"upos": 3, "xpos": 4}  # data.tag_column -> its CoNLL-U column (0-based)
 
 
@@ -204,8 +206,9 @@ def read_tagged(path: str | Path, fmt: str, tag_column: str = "upos") -> list[Ta
         return read_conllu(path, tag_column)
     if fmt == "token_tag":
         return read_token_tag(path)
+    other = "language models" if fmt == "text" else "classification"
     raise UserError(
-        f"{path}: data.format {fmt!r} is for classification; tagging reads conllu or token_tag"
+        f"{path}: data.format {fmt!r} is for {other}; tagging reads conllu or token_tag"
     )
 
 
@@ -218,9 +221,22 @@ def read_classified(
         return read_label_text(path)
     if fmt == "csv":
         return read_csv(path, label_column, text_column)
+    other = "language models" if fmt == "text" else "tagging"
     raise UserError(
-        f"{path}: data.format {fmt!r} is for tagging; classification reads label_text or csv"
+        f"{path}: data.format {fmt!r} is for {other}; classification reads label_text or csv"
     )
+
+
+def read_unlabelled(path: str | Path, fmt: str, text_column: str = "text") -> list[str]:
+    """The text of a labelled file, one line per example (a tagged sentence's tokens joined by
+    spaces), its labels dropped: what a language model pretrains on (``rnnkit/transfer.py``).
+    ``text`` (and ``auto`` on a file that is neither .csv nor .conllu): the file's lines."""
+    fmt = resolve_format(fmt, path, otherwise="text")
+    if fmt == "text":
+        return read_lines(path)
+    if fmt in ("conllu", "token_tag"):
+        return [" ".join(s.tokens) for s in read_tagged(path, fmt)]
+    return [e.text for e in read_classified(path, fmt, text_column=text_column)]
 
 
 class LabelVocabulary:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..config import Config
 from ..data.embeddings import embedding_from_vectors
+from ..data.labelled import read_unlabelled, resolve_format
 from ..data.lm_batches import SentenceBatches, StreamBatches
 from ..data.splits import read_splits
 from ..data.textio import read_lines, read_text, split_lines
@@ -55,8 +56,15 @@ def read_texts(cfg: Config) -> dict[str, str]:
             "data.mode: sentence mode needs data.tokenizer word or subword "
             "(a char vocabulary has no <bos>/<eos>; use stream mode)"
         )
-    # A char model is held out at a character, any other at a line.
-    read = (lambda path: list(read_text(path))) if data.tokenizer == "char" else read_lines
+
+    # A char model is held out at a character, any other at a line; a labelled file gives its
+    # text alone (data.format).
+    def read(path: str) -> list[str]:
+        if resolve_format(data.format, path, otherwise="text") == "text":
+            return list(read_text(path)) if data.tokenizer == "char" else read_lines(path)
+        lines = read_unlabelled(path, data.format, data.text_column)
+        return list("".join(line + "\n" for line in lines)) if data.tokenizer == "char" else lines
+
     joiner = "" if data.tokenizer == "char" else "\n"
     return {name: joiner.join(items) for name, items in read_splits(data, read).items()}
 
