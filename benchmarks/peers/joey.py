@@ -2,8 +2,10 @@
 
 Both train the same model on the same data: a bidirectional GRU encoder (256 per direction),
 a GRU decoder of 512 with Bahdanau attention and input feeding, word vocabularies (min freq 2),
-sentences of at most 50 tokens, Adam 1e-3, batch 64, label smoothing 0.1, clip 1.0, dropout
-0.3; Joey's from the config written below, rnnkit's from ``configs/multi30k-de-en-tok.yaml``.
+sentences of at most 50 tokens, Adam 1e-3 halved when dev BLEU does not improve, batch 64, the
+mean loss per target token (Joey: ``normalization: tokens``) with label smoothing 0.1, clip
+1.0, dropout 0.3; Joey's from the config written below, rnnkit's from
+``configs/multi30k-de-en-tok.yaml``.
 
 - **Joey** runs in its own venv (``--venv``; made when missing: ``torch==2.13.0``, then
   ``joeynmt==2.3.0`` and ``importlib_metadata``), never in rnnkit's.
