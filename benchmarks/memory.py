@@ -65,7 +65,12 @@ def main() -> None:
             train = [sys.executable, "-m", "rnnkit", "train", str(config), "--run-dir", str(run),
                      f"train.max_steps={args.steps}", "train.progress=false",
                      "data.test=null"]  # fmt: skip
-            trained = run_timestamped(train, lambda line, now: None, None, ROOT)
+            try:
+                trained = run_timestamped(train, lambda line, now: None, None, ROOT)
+            except SystemExit as failed:  # one recipe's failure is its row, not the table's end
+                print(failed, file=sys.stderr)
+                rows.append((config.name, cfg.task, None, None))
+                continue
             inputs = Path(tmp) / f"{config.stem}.in"
             texts = decode_inputs(config, args.inputs)
             if texts is not None:
@@ -82,7 +87,7 @@ def main() -> None:
     print(f"| recipe | task | training ({args.steps} steps + validation) | decoding |")
     print("|---|---|---:|---:|")
     for name, task, trained, decoded in rows:
-        print(f"| {name} | {task} | {trained:,.0f} | "
+        print(f"| {name} | {task} | {'failed' if trained is None else f'{trained:,.0f}'} | "
               f"{'-' if decoded is None else f'{decoded:,.0f}'} |")  # fmt: skip
 
 
