@@ -51,9 +51,12 @@ def run_timestamped(
     output as it arrives; after ``minutes`` (if given) send it SIGINT, as Ctrl-C would.
     -> the process' peak RSS in MB. A failure exits with the output's last lines."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A background job of a shell ignores SIGINT, and so would its children: restore the default,
+    # so that Python turns the budget's SIGINT into KeyboardInterrupt.
     process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     start = time.perf_counter()
     timer = None
     if minutes is not None:
