@@ -111,9 +111,8 @@ class DataConfig:
     # classify / tag: the file format (auto: .csv -> csv, .conllu -> conllu, otherwise label_text
     # for classify and token_tag for tag), the CSV columns and the CoNLL-U tag column.
     # lm: the text of any of these formats, its labels dropped (auto: plain text, one line each)
-    format: str = key(
-        "auto", ("lm", "classify", "tag")
-    )  # auto|text|label_text|csv|conllu|token_tag
+    # auto | text | label_text | csv | conllu | token_tag
+    format: str = key("auto", ("lm", "classify", "tag"))
     label_column: str = key("label", ("classify",))  # csv
     text_column: str = key("text", ("lm", "classify"))  # csv
     tag_column: str = key("upos", ("tag",))  # conllu: upos (column 4) | xpos (column 5)

@@ -24,7 +24,7 @@ from ..data.embeddings import embedding_from_vectors
 from ..data.labelled import read_unlabelled, resolve_format
 from ..data.lm_batches import SentenceBatches, StreamBatches
 from ..data.splits import read_splits
-from ..data.textio import read_lines, read_text, split_lines
+from ..data.textio import read_text, split_lines
 from ..data.tokenizers import (
     SUBWORD_MODEL_FILE,
     TOKENIZER_FILE,
@@ -60,10 +60,12 @@ def read_texts(cfg: Config) -> dict[str, str]:
     # A char model is held out at a character, any other at a line; a labelled file gives its
     # text alone (data.format).
     def read(path: str) -> list[str]:
+        if data.tokenizer != "char":
+            return read_unlabelled(path, data.format, data.text_column)
         if resolve_format(data.format, path, otherwise="text") == "text":
-            return list(read_text(path)) if data.tokenizer == "char" else read_lines(path)
+            return list(read_text(path))
         lines = read_unlabelled(path, data.format, data.text_column)
-        return list("".join(line + "\n" for line in lines)) if data.tokenizer == "char" else lines
+        return list("".join(line + "\n" for line in lines))
 
     joiner = "" if data.tokenizer == "char" else "\n"
     return {name: joiner.join(items) for name, items in read_splits(data, read).items()}
