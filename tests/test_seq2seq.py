@@ -87,6 +87,42 @@ def test_parallel_and_stepwise_decoders_agree(options):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+def stepwise_by_step(m: Seq2Seq, source, lengths, target_in, gold: list[bool]) -> torch.Tensor:
+    """The oracle of ``forward_stepwise``: ``Decoder.step`` (the whole x_t through the layer's
+    own forward, torch's kernel) position by position -> logits (B, T, V)."""
+    memory, state = m.encode(source, lengths)
+    feed = memory.keys.new_zeros(source.shape[0], m.decoder.rnn.hidden_size)
+    tokens, logits = target_in[:, 0], []
+    for t in range(target_in.shape[1]):
+        feed, state, _ = m.decoder.step(tokens, state, feed, memory)
+        logits.append(m.decoder.logits(feed))
+        if t + 1 < target_in.shape[1]:
+            tokens = target_in[:, t + 1] if gold[t + 1] else logits[-1].argmax(-1)
+    return torch.stack(logits, dim=1)
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=str)
+@pytest.mark.parametrize("gold", [[True] * 6, [True, False, True, True, False, False]], ids=str)
+def test_split_input_projection_equals_the_step_by_step_decoder(options, gold):
+    """forward_stepwise projects the gold embeddings for all steps at once and runs the cells;
+    its logits and every gradient equal those of ``step`` run position by position."""
+    m = model(**options)
+    source, lengths, target_in = batch()
+    memory, state = m.encode(source, lengths)
+    fast, _ = m.decoder.forward_stepwise(target_in, state, memory, gold)
+    slow = stepwise_by_step(m, source, lengths, target_in, gold)
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+    upstream = torch.randn(fast.shape, dtype=fast.dtype)
+    grads = []
+    for logits in (fast, slow):
+        m.zero_grad()
+        (logits * upstream).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-9, atol=1e-10)
+
+
 def test_teacher_forcing_one_feeds_gold_and_zero_feeds_the_models_own_tokens():
     m = model()
     source, lengths, target_in = batch()

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
@@ -191,18 +192,39 @@ class Decoder(nn.Module):
     def forward_stepwise(
         self, target_in: Tensor, state: RNNState, memory: Memory, gold: list[bool]
     ) -> tuple[Tensor, Tensor]:
-        """One ``step`` per target position, feeding gold or predicted tokens as ``gold`` says."""
+        """Step by step, feeding gold or predicted tokens as ``gold`` says; each step computes
+        what ``step`` computes. Layer 0's input projection is split by the two parts of x_t:
+
+            W_ih x_t = W_ih[:, :E] emb(y_{t-1}) + W_ih[:, E:] h~_{t-1}
+
+        The first term of every gold step is one matmul over (B, T, E), before the loop (with
+        the biases that ``step.project`` adds); only the input-feeding term and the predicted
+        tokens' first term are computed step by step."""
         batch, steps = target_in.shape
         feed = target_in.new_zeros(batch, self.rnn.hidden_size, dtype=memory.keys.dtype)
+        w = self.rnn.cell_weights()[0][0]
+        size = self.embedding.embedding_dim
+        embedded = w._replace(weight_ih=w.weight_ih[:, :size])
+        feed_weight = w.weight_ih[:, size:]  # (kH, Hd), empty without input feeding
+
+        def embedding_term(tokens: Tensor) -> Tensor:
+            """tokens (B, [T]) -> W_ih[:, :E] dropout(emb(tokens)) + biases (B, [T], kH)."""
+            return self.rnn.step.project(self.dropout(self.embedding(tokens)), embedded)
+
+        gold_terms = embedding_term(target_in).unbind(1)  # T x (B, kH)
         attentionals, weights = [], []
-        tokens = target_in[:, 0]
+        term = gold_terms[0]
         for t in range(steps):
-            feed, state, w = self.step(tokens, state, feed, memory)
+            gx = term + F.linear(feed, feed_weight) if self.input_feeding else term
+            out, state = self.rnn.step_projected(gx, state)  # (B, Hd)
+            feed, w_t = self.attend(out, memory)
             attentionals.append(feed)
-            weights.append(w)
+            weights.append(w_t)
             if t + 1 < steps:
-                tokens = (
-                    target_in[:, t + 1] if gold[t + 1] else self.logits(feed).argmax(-1).detach()
+                term = (
+                    gold_terms[t + 1]
+                    if gold[t + 1]
+                    else embedding_term(self.logits(feed).argmax(-1).detach())
                 )
         return self.logits(torch.stack(attentionals, dim=1)), torch.stack(weights, dim=1)
 

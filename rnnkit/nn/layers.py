@@ -30,6 +30,7 @@ Shapes: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); h_0
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
@@ -208,6 +209,24 @@ class RecurrentLayer:
         return run_stack(
             self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training, direction
         )
+
+    def step_projected(self, gx: Tensor, hx: Hidden) -> tuple[Tensor, Hidden]:
+        """One time step of a unidirectional stack whose first layer's input projection is
+        already computed: gx (B, kH) = ``step.project(x_t)`` of layer 0, hx (L, B, H) [, c]
+        -> output (B, H_out), state (L, B, H) [, c]. The explicit cells, autograd over them;
+        layers above the first project their input themselves, with dropout between layers.
+
+        A decoder uses it to project the part of x_t that teacher forcing knows in advance
+        for all steps in one matmul (``models.seq2seq.Decoder.forward_stepwise``)."""
+        if self.bidirectional:
+            raise ValueError("step_projected runs one direction; this layer is bidirectional")
+        states = self._state_tuple(hx, True)
+        finals: list[State] = []
+        for layer, (w,) in enumerate(self.cell_weights()):
+            if layer > 0:
+                gx = self.step.project(F.dropout(finals[-1][0], self.dropout, self.training), w)
+            finals.append(self.step(gx, tuple(s[layer] for s in states), w))
+        return finals[-1][0], self._hidden(tuple(torch.stack(s) for s in zip(*finals, strict=True)))
 
     def _state_tuple(self, hx: Hidden | None, batched: bool) -> State | None:
         if hx is None:
