@@ -297,3 +297,30 @@ def test_bf16_training_on_a_cpu_without_native_bf16_says_so_and_trains_fp32(monk
     assert effective_precision("bf16", torch.device("cuda")) == "bf16"
     monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: True)
     assert effective_precision("bf16", cpu) == "bf16" and not capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_runs_torchs_fused_kernel_and_steps_as_the_default_one_does(optimizer):
+    import torch
+
+    from rnnkit.config import TrainConfig
+    from rnnkit.training.trainer import make_optimizer
+
+    torch.manual_seed(0)
+    weights = [torch.randn(7, 5), torch.randn(5)]
+    params = {kind: [w.clone().requires_grad_() for w in weights] for kind in ("fused", "loop")}
+    cfg = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=0.1)
+    fused = make_optimizer(cfg, [{"params": params["fused"]}])
+    assert fused.param_groups[0]["fused"] is True
+    reference = getattr(torch.optim, {"adam": "Adam", "adamw": "AdamW"}[optimizer])(
+        params["loop"], lr=0.01, weight_decay=0.1, foreach=False
+    )
+    for _ in range(5):
+        grads = [torch.randn_like(w) for w in weights]
+        for opt, kind in ((fused, "fused"), (reference, "loop")):
+            for p, g in zip(params[kind], grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(params["fused"], params["loop"], strict=True):
+        assert not torch.equal(a, weights[0] if a.dim() == 2 else weights[1])
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
