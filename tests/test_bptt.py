@@ -13,7 +13,7 @@ from test_layers import RAGGED, VARIANTS, as_tuple, scalar_loss
 
 from rnnkit.config import config_from_dict
 from rnnkit.errors import UserError
-from rnnkit.nn.gemm import Linear, linear
+from rnnkit.nn.gemm import Linear, affine, linear
 
 INPUT, HIDDEN, STEPS, BATCH = 4, 5, 6, 3
 
@@ -117,3 +117,19 @@ def test_gemm_linear_layer_is_torch_linear():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert ours(x).dtype == theirs(x).dtype == torch.bfloat16
+
+
+def test_affine_on_column_slices_sends_each_gradient_to_its_columns():
+    """The decoder and attention multiply by column blocks of one weight (W_ih[:, :E],
+    W_a[:, Q:]): values and gradients equal F.linear's, each block's into its own columns."""
+    torch.manual_seed(15)
+    weight = torch.randn(12, 9)
+    x, y = torch.randn(4, 5), torch.randn(4, 3, 4)
+    grads = []
+    for fn in (affine, F.linear):
+        w = weight.clone().requires_grad_()
+        out = fn(x, w[:, :5]).sum(0) + fn(y, w[:, 5:]).sum((0, 1)) * 0.5
+        (out * torch.arange(12.0).cos()).sum().backward()
+        grads.append((out.detach(), w.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -30,8 +30,9 @@ computed once per source sentence by ``precompute`` and passed to every decoder 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..nn.gemm import Linear, affine
 
 SCORES = ("dot", "general", "concat", "additive")
 
@@ -78,14 +79,14 @@ class Attention(nn.Module):
         self.key_size = key_size
         attention_size = query_size if attention_size is None else attention_size
         if score == "general":
-            self.W_a = nn.Linear(key_size, query_size, bias=False)
+            self.W_a = Linear(key_size, query_size, bias=False)
         elif score == "concat":
-            self.W_a = nn.Linear(query_size + key_size, attention_size, bias=False)
-            self.v_a = nn.Linear(attention_size, 1, bias=False)
+            self.W_a = Linear(query_size + key_size, attention_size, bias=False)
+            self.v_a = Linear(attention_size, 1, bias=False)
         elif score == "additive":
-            self.W_1 = nn.Linear(query_size, attention_size, bias=False)
-            self.W_2 = nn.Linear(key_size, attention_size, bias=False)
-            self.v = nn.Linear(attention_size, 1, bias=False)
+            self.W_1 = Linear(query_size, attention_size, bias=False)
+            self.W_2 = Linear(key_size, attention_size, bias=False)
+            self.v = Linear(attention_size, 1, bias=False)
 
     def precompute(self, keys: Tensor) -> Tensor:
         """The query-independent part of the score, computed once per source sentence.
@@ -98,7 +99,7 @@ class Attention(nn.Module):
         if self.score == "general":
             return self.W_a(keys)
         if self.score == "concat":
-            return F.linear(keys, self.W_a.weight[:, self.query_size :])
+            return affine(keys, self.W_a.weight[:, self.query_size :])
         return self.W_2(keys)
 
     def forward(
@@ -133,7 +134,7 @@ class Attention(nn.Module):
             return torch.bmm(query, projected.transpose(1, 2))  # (B, T, Hq) x (B, Hq, S)
         if self.score == "concat":
             # W_a [h_t; h_s] = W_a[:, :Hq] h_t + W_a[:, Hq:] h_s, the second term in projected
-            q = F.linear(query, self.W_a.weight[:, : self.query_size])  # (B, T, A)
+            q = affine(query, self.W_a.weight[:, : self.query_size])  # (B, T, A)
             v = self.v_a
         else:
             q = self.W_1(query)  # (B, T, A)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..nn.gemm import Linear
 from .recurrent import build_recurrent, initialize
 
 
@@ -21,7 +22,7 @@ class LongRangeModel(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(symbols, cfg.embedding_size) if symbols else None
         self.rnn = build_recurrent(cfg, cfg.embedding_size if self.embedding is not None else 2)
-        self.output = nn.Linear(cfg.hidden_size, symbols or 1)
+        self.output = Linear(cfg.hidden_size, symbols or 1)
         initialize(self, cfg)
 
     def forward(self, inputs: Tensor) -> Tensor:

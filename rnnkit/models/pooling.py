@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..nn.gemm import Linear
+
 POOLINGS = ("last", "mean", "max", "attention")
 
 
@@ -54,8 +56,8 @@ class AttentionPooling(nn.Module):
 
     def __init__(self, size: int, attention_size: int) -> None:
         super().__init__()
-        self.W = nn.Linear(size, attention_size)
-        self.v = nn.Linear(attention_size, 1, bias=False)
+        self.W = Linear(size, attention_size)
+        self.v = Linear(attention_size, 1, bias=False)
 
     def weights(self, h: Tensor, lengths: Tensor) -> Tensor:
         """h (B, T, F) -> a (B, T), zero at padded steps, each row summing to 1."""

@@ -28,12 +28,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import UserError
-from ..nn.gemm import Linear
+from ..nn.gemm import Linear, affine
 from .attention import Attention
 from .recurrent import build_recurrent, initialize
 
@@ -100,7 +99,7 @@ class Bridge(nn.Module):
             )
         parts = 2 if cfg.cell == "lstm" else 1
         self.linears = (
-            nn.ModuleList(nn.Linear(encoder_size, cfg.hidden_size) for _ in range(parts))
+            nn.ModuleList(Linear(encoder_size, cfg.hidden_size) for _ in range(parts))
             if kind == "linear"
             else None
         )
@@ -136,7 +135,7 @@ class Decoder(nn.Module):
             else Attention(cfg.attention, hidden, key_size, cfg.attention_size)
         )
         self.combine = (
-            None if self.attention is None else nn.Linear(key_size + hidden, hidden, bias=False)
+            None if self.attention is None else Linear(key_size + hidden, hidden, bias=False)
         )  # W_c
         self.output = Linear(hidden, vocab_size)  # W_s
         self.dropout = nn.Dropout(cfg.dropout)
@@ -204,8 +203,9 @@ class Decoder(nn.Module):
         feed = target_in.new_zeros(batch, self.rnn.hidden_size, dtype=memory.keys.dtype)
         w = self.rnn.cell_weights()[0][0]
         size = self.embedding.embedding_dim
-        embedded = w._replace(weight_ih=w.weight_ih[:, :size])
-        feed_weight = w.weight_ih[:, size:]  # (kH, Hd), empty without input feeding
+        # each block copied once per batch: the products run faster on contiguous weights
+        embedded = w._replace(weight_ih=w.weight_ih[:, :size].contiguous())
+        feed_weight = w.weight_ih[:, size:].contiguous()  # (kH, Hd), empty without input feeding
 
         def embedding_term(tokens: Tensor) -> Tensor:
             """tokens (B, [T]) -> W_ih[:, :E] dropout(emb(tokens)) + biases (B, [T], kH)."""
@@ -215,7 +215,7 @@ class Decoder(nn.Module):
         attentionals, weights = [], []
         term = gold_terms[0]
         for t in range(steps):
-            gx = term + F.linear(feed, feed_weight) if self.input_feeding else term
+            gx = term + affine(feed, feed_weight) if self.input_feeding else term
             out, state = self.rnn.step_projected(gx, state)  # (B, Hd)
             feed, w_t = self.attend(out, memory)
             attentionals.append(feed)

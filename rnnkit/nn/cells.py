@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .gemm import affine
 
 State = tuple[Tensor, ...]
 
@@ -70,7 +71,7 @@ def project_all_biases(x: Tensor, w: CellWeights) -> Tensor:
 
     Both biases fold in here when neither sits inside a product with a gate.
     """
-    return F.linear(x, w.weight_ih, sum_biases(w.bias_ih, w.bias_hh))
+    return affine(x, w.weight_ih, sum_biases(w.bias_ih, w.bias_hh))
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class RNNStep:
 
     def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
         (h,) = state
-        a = torch.addmm(gx, h, w.weight_hh.t())  # (B, H) = W_ih x + b + W_hh h
+        a = gx + affine(h, w.weight_hh)  # (B, H) = W_ih x + b + W_hh h
         return (RNN_NONLINEARITIES[self.nonlinearity](a),)
 
 
@@ -128,7 +129,7 @@ class LSTMStep:
 
     def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
         h, c = state
-        gates = torch.addmm(gx, h, w.weight_hh.t())  # (B, 4H)
+        gates = gx + affine(h, w.weight_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, 1)
         if self.peephole:
             w_ci, w_cf, w_co = w.weight_ch.chunk(3)
@@ -139,7 +140,7 @@ class LSTMStep:
         o = torch.sigmoid(o + w_co * c if self.peephole else o)
         h = o * torch.tanh(c)
         if w.weight_hr is not None:
-            h = F.linear(h, w.weight_hr)  # (B, P)
+            h = affine(h, w.weight_hr)  # (B, P)
         return h, c
 
 
@@ -177,7 +178,7 @@ class GRUStep:
         """x (..., I) -> gx (..., 3H). With reset="after", b_hn sits inside ``r * (...)``,
         so b_hh stays in the step; with reset="before" every bias folds in here."""
         if self.reset == "after":
-            return F.linear(x, w.weight_ih, w.bias_ih)
+            return affine(x, w.weight_ih, w.bias_ih)
         return project_all_biases(x, w)
 
     def __call__(self, gx: Tensor, state: State, w: CellWeights) -> State:
@@ -186,12 +187,12 @@ class GRUStep:
         hidden = h.shape[-1]
         x_rz, x_n = gx[:, : 2 * hidden], gx[:, 2 * hidden :]
         if self.reset == "after":
-            gh = F.linear(h, w.weight_hh, w.bias_hh)  # (B, 3H)
+            gh = affine(h, w.weight_hh, w.bias_hh)  # (B, 3H)
             r, z = gate(x_rz + gh[:, : 2 * hidden]).chunk(2, 1)
             n = torch.tanh(x_n + r * gh[:, 2 * hidden :])
         else:
-            r, z = gate(torch.addmm(x_rz, h, w.weight_hh[: 2 * hidden].t())).chunk(2, 1)
-            n = torch.tanh(torch.addmm(x_n, r * h, w.weight_hh[2 * hidden :].t()))
+            r, z = gate(x_rz + affine(h, w.weight_hh[: 2 * hidden])).chunk(2, 1)
+            n = torch.tanh(x_n + affine(r * h, w.weight_hh[2 * hidden :]))
         # (1 - z) * n + z * h, in the form torch's kernel computes it (same rounding).
         return (n + z * (h - n),)
 
@@ -292,6 +293,29 @@ class GRUCell(torch.nn.GRUCell):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return run_cell(self.step, _weights(self), input, None if hx is None else (hx,))[0]
+
+
+@torch.no_grad()
+def init_chrono(bias_ih: Tensor | None, bias_hh: Tensor | None, cell: str, t_max: int) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp
+    time?"): gate biases that spread the cell's memory timescales over 1..T_max.
+
+    LSTM: ``b_f = log(u)``, ``b_i = -log(u)``, u ~ U(1, T_max - 1) per unit; a unit with no
+    input then keeps c for about 1 / (1 - sigmoid(b_f)) = 1 + u steps.
+    GRU: h_t = (1 - z) * n + z * h_{t-1}, so z plays f's part and 1 - z plays i's, and
+    ``b_z = log(u)`` sets both.
+    The bias each gate sees is b_ih + b_hh: the value goes to b_ih, and b_hh's entry is 0.
+    """
+    if bias_ih is None:
+        return
+    gates = {"lstm": 4, "gru": 3}[cell]
+    hidden = bias_ih.shape[0] // gates
+    log_u = torch.empty(hidden, dtype=bias_ih.dtype, device=bias_ih.device)
+    log_u.uniform_(1.0, t_max - 1.0).log_()
+    keep = slice(hidden, 2 * hidden)  # LSTM (i, f, g, o): f; GRU (r, z, n): z
+    bias_ih[keep], bias_hh[keep] = log_u, 0.0
+    if cell == "lstm":
+        bias_ih[:hidden], bias_hh[:hidden] = -log_u, 0.0
 
 
 @torch.no_grad()

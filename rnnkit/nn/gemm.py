@@ -1,13 +1,15 @@
-"""``linear(x, w) = x w^T``: the matrix products of the hand-written BPTT (``bptt.py``), and
-``Linear``, a ``torch.nn.Linear`` that takes the same route (the models' output layers).
+"""``linear(x, w) = x w^T``: the matrix products of the hand-written BPTT (``bptt.py``);
+``affine(x, w, b)``, the same route with autograd (the explicit cells, attention, every
+model's linear layers); and ``Linear``, a ``torch.nn.Linear`` that takes it.
 
 On a CPU, torch's fp32 matmul runs in MKL, and torch's fused LSTM runs in oneDNN. On AMD CPUs
 MKL takes its AVX2 code while oneDNN takes AVX-512: on the 2-core EPYC of
 ``benchmarks/RESULTS.md``, (3200, 512) x (512, 2048) ran at 206 GFLOP/s in MKL and 448 in
-oneDNN. So on the CPU, in fp32, ``linear`` calls oneDNN's inner product (the op torch's own
-compiler emits for CPU linears, ``torch.ops.mkldnn._linear_pointwise``); elsewhere (CUDA, other
-dtypes, a build without oneDNN) it is ``torch.nn.functional.linear``. Both are IEEE fp32; they
-differ in summation order only (``tests/test_bptt.py`` compares them).
+oneDNN, and a decoder step's (250, 512) x (512, 1536) at 81 and 224 (one thread). So on the
+CPU, in fp32, ``linear`` calls oneDNN's inner product (the op torch's own compiler emits for CPU
+linears, ``torch.ops.mkldnn._linear_pointwise``); elsewhere (CUDA, other dtypes, a build
+without oneDNN) it is ``torch.nn.functional.linear``. Both are IEEE fp32; they differ in
+summation order only (``tests/test_bptt.py`` compares them).
 """
 
 from __future__ import annotations
@@ -56,13 +58,30 @@ class _LinearFunction(torch.autograd.Function):
         return dx, dw, db
 
 
+def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``torch.nn.functional.linear``: x (..., K), W (N, K), b (N,) -> x W^T + b (..., N),
+    differentiable, its fp32 CPU products (forward and backward) through ``linear``. Under
+    autocast, while tracing (ONNX export), on a GPU, in another dtype or for a weight that is
+    not ``dense`` it is torch's own op."""
+    own = (
+        not onednn_fp32(x, weight)
+        or not dense(weight)
+        or torch.is_autocast_enabled("cpu")
+        or torch.jit.is_tracing()
+    )
+    return F.linear(x, weight, bias) if own else _LinearFunction.apply(x, weight, bias)
+
+
+def dense(weight: Tensor) -> bool:
+    """Whether a (N, K) weight is contiguous or a contiguous one transposed. oneDNN takes other
+    strides too (a block of columns, W[:, :k]), but copies them through a slow generic path:
+    (64, 512) x (512, 1536) with W a column block took 0.5 s, against 0.2 ms contiguous."""
+    return weight.is_contiguous() or weight.t().is_contiguous()
+
+
 class Linear(torch.nn.Linear):
-    """``torch.nn.Linear`` whose fp32 CPU products, forward and backward, run in oneDNN
-    (``linear``); under autocast, on a GPU or in another dtype it is torch.nn.Linear's own.
-    Same parameters, so ``load_state_dict`` and weight tying work as with torch's."""
+    """``torch.nn.Linear`` through ``affine``. Same parameters, so ``load_state_dict`` and
+    weight tying work as with torch's."""
 
     def forward(self, x: Tensor) -> Tensor:
-        own = not onednn_fp32(x, self.weight) or torch.is_autocast_enabled("cpu")
-        if own or torch.jit.is_tracing():  # autocast and tracing want torch's op
-            return F.linear(x, self.weight, self.bias)
-        return _LinearFunction.apply(x, self.weight, self.bias)
+        return affine(x, self.weight, self.bias)
