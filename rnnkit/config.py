@@ -158,9 +158,12 @@ class ModelConfig:
     input_feeding: bool = key(True, ("translate",))
     # W_hh after init_range and forget_bias (each gate's block): kept as it is, a random
     # orthogonal matrix or the identity (Le et al. 2015), times recurrent_gain (its spectral radius
-    # for orthogonal and identity).
-    recurrent_init: str = key("default")  # default | orthogonal | identity
+    # for orthogonal and identity). chrono (Tallec & Ollivier 2018) keeps W_hh and sets the gate
+    # biases of an LSTM (b_f = -b_i = log U(1, chrono_t_max - 1)) or a GRU (b_z), not with
+    # forget_bias; chrono_t_max: the longest dependency expected.
+    recurrent_init: str = key("default")  # default | orthogonal | identity | chrono
     recurrent_gain: float = key(1.0, ALL, **POSITIVE)
+    chrono_t_max: int | None = key(None, ALL, at_least=2)
     # classify: encoder outputs h_1..h_T -> one vector (attention: a_t = softmax(v . tanh(W h_t)))
     pooling: str = key("last", ("classify",))  # last | mean | max | attention
     # tag: a bidirectional char RNN per word, its final states joined to the word embedding

@@ -90,3 +90,51 @@ def test_orthogonal_recurrent_init_has_the_gain_as_spectral_radius():
             for block in weight.split(layer.hidden_size):
                 singular = torch.linalg.svdvals(block)
                 assert torch.allclose(singular, torch.full_like(singular, 1.3), atol=1e-5)
+
+
+@pytest.mark.parametrize("task", MODELS)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_chrono_spreads_the_memory_timescales_over_one_to_t_max(task, cell):
+    """Tallec & Ollivier 2018: b_f = -b_i = log u (LSTM), b_z = log u (GRU), u ~ U(1, T_max - 1);
+    with no input a unit keeps its memory for 1 / (1 - sigmoid(b)) = 1 + u steps."""
+    t_max = 200
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(SMALL, cell=cell, init_range=0.1, recurrent_init="chrono",
+                              chrono_t_max=t_max)  # fmt: skip
+    layers = [m for m in MODELS[task](cfg).modules() if isinstance(m, torch.nn.RNNBase)]
+    assert layers
+    largest = 0.0
+    for layer in layers:
+        H = layer.hidden_size
+        for row in layer.cell_weights():
+            for w in row:
+                keep = w.bias_ih[H : 2 * H]
+                assert torch.equal(w.bias_hh[H : 2 * H], torch.zeros(H))
+                timescale = 1 / (1 - torch.sigmoid(keep))  # = 1 + u
+                assert timescale.min() >= 2 - 1e-4 and timescale.max() <= t_max + 1e-2
+                if cell == "lstm":
+                    assert torch.equal(w.bias_ih[:H], -keep)
+                    assert torch.equal(w.bias_hh[:H], torch.zeros(H))
+                    assert w.bias_ih[2 * H :].abs().max() <= 0.1  # g and o keep init_range
+                else:
+                    assert w.bias_ih[:H].abs().max() <= 0.1  # r and n keep init_range
+                largest = max(largest, float(keep.max()))
+    assert largest > 2.0  # spread over [0, log 199], not bunched near 0 (P(fail) < 1e-12)
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (dict(cell="lstm", forget_bias=1.0, chrono_t_max=50), "drop model.forget_bias"),
+        (dict(cell="rnn", chrono_t_max=50), "model.cell rnn has no gates"),
+        (dict(cell="gru"), "needs model.chrono_t_max"),
+    ],
+)
+def test_chrono_misconfigurations_are_one_line_errors(options, fragment):
+    from rnnkit.errors import UserError
+
+    cfg = dataclasses.replace(SMALL, recurrent_init="chrono", **options)
+    with pytest.raises(UserError, match=fragment):
+        MODELS["lm"](cfg)
+    with pytest.raises(UserError, match="chrono only"):
+        MODELS["lm"](dataclasses.replace(SMALL, chrono_t_max=50))
