@@ -211,3 +211,17 @@ def test_the_committed_run_directory_still_loads_and_scores_the_same():
     expected = json.loads((FIXTURE_RUN / "expected.json").read_text())
     scores = run.evaluate(data=FIXTURE_RUN / "sample.txt")
     assert scores["loss"] == pytest.approx(expected["loss"], rel=1e-4)
+
+
+RECIPES = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_loads_and_sets_only_keys_of_its_task(recipe):
+    """A recipe key its task ignores would be a silent no-op: every key set must be stored."""
+    cfg = load_config(str(recipe))
+    assert cfg.run_dir.startswith("runs/")
+    stored = run_config(cfg)
+    for section, keys in yaml.safe_load(recipe.read_text()).items():
+        if isinstance(keys, dict):
+            assert set(keys) <= set(stored.get(section, {})), (section, set(keys))
