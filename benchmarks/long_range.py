@@ -53,8 +53,7 @@ def run(
     """One training run; -> its row: solved at which step, best held-out loss, largest gradient
     norm, time."""
     config, extra_length = TASKS[task]
-    gated = "model.cell=rnn" not in extra
-    init = init if gated else "default"
+    init = init if name in ("lstm", "gru") else "default"  # the RNNs have no gate biases
     chrono = [] if init == "default" else [
         "model.recurrent_init=chrono", f"model.chrono_t_max={length + extra_length}"
     ]  # fmt: skip
