@@ -87,6 +87,9 @@ class DataConfig:
     mode: str = key("stream", ("lm",))
     # read every line right to left: a backward LM, for model.init_from_backward
     reverse_text: bool = key(False, ("lm",))
+    # lm: more unlabelled training text, [FILE, ...]: each file's text (format auto: plain text,
+    # or a .conllu or .csv file's words) joins train after the validation split is held out
+    extra_text: list[str] | None = key(None, ("lm",))
     bptt: int = key(35, ("lm",), **COUNT)  # stream mode: window length
     batch_size: int = key(20, ALL, **COUNT)
     eval_batch_size: int = key(10, ("lm", "classify", "tag", "adding", "copy"), **COUNT)
@@ -325,6 +328,9 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
             return float(value)
         if option is str and isinstance(value, str):
             return value
+        if typing.get_origin(option) is list and isinstance(value, list):
+            (item,) = typing.get_args(option)
+            return [_check_type(v, item, f"{where}, item {i + 1}") for i, v in enumerate(value)]
     names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
     raise UserError(f"{where}: expected {names}, got {value!r}")
 

@@ -110,15 +110,18 @@ def same_text(a: str | None, b: str | None) -> bool:
 
 
 def check_pretraining_text(key: str, lm: LanguageModelRun, cfg: Config) -> None:
-    """Dev and test text never enter pretraining: the LM's train and valid files must not be
-    this run's valid or test file, nor a copy of one."""
-    for lm_split in ("train", "valid"):
+    """Dev and test text never enter pretraining: the LM's train, valid and extra_text files must
+    not be this run's valid or test file, nor a copy of one."""
+    lm_data = lm.cfg.data
+    pretraining = [("data.train", lm_data.train), ("data.valid", lm_data.valid)] + [
+        ("data.extra_text", path) for path in lm_data.extra_text or []
+    ]
+    for lm_key, path in pretraining:
         for split in ("valid", "test"):
-            if same_text(getattr(lm.cfg.data, lm_split), getattr(cfg.data, split)):
+            if same_text(path, getattr(cfg.data, split)):
                 raise UserError(
-                    f"{key}: {lm.path} was trained on {getattr(lm.cfg.data, lm_split)} "
-                    f"(its data.{lm_split}), which is this run's data.{split}: dev and test "
-                    "text must never enter pretraining"
+                    f"{key}: {lm.path} was trained on {path} (its {lm_key}), which is this "
+                    f"run's data.{split}: dev and test text must never enter pretraining"
                 )
 
 

@@ -200,6 +200,8 @@ def test_dev_and_test_text_never_enter_pretraining(corpus, tmp_path):
         ("lm-on-valid", [f"data.valid={corpus / 'valid.txt'}"], "valid"),
         ("lm-on-test", [f"data.valid={corpus / 'test.txt'}"], "test"),
         ("lm-on-a-copy", [f"data.train={copy}", "data.format=label_text"], "test"),
+        ("lm-on-extra-valid", [f"data.extra_text=[{corpus / 'train.txt'}, {corpus / 'valid.txt'}]"],
+         "valid"),
     ):
         lm = train_lm(corpus, name, *overrides, "train.epochs=1")
         cfg = classifier_cfg(corpus, "unused", f"model.init_from={lm}")
@@ -306,3 +308,27 @@ def test_an_lm_pretrains_on_the_text_of_a_labelled_file(tmp_path):
         None, ["task=lm", "data.tokenizer=char", f"data.train={tmp_path / 'train.txt'}", *labelled]
     )
     assert read_texts(char)["train"] == "a gripping film\na dull one\n"
+
+
+def test_extra_text_joins_train_after_the_validation_split(tmp_path):
+    from rnnkit.tasks.lm import read_texts
+
+    (tmp_path / "own.txt").write_text("".join(f"1 own {i}\n" for i in range(10)))
+    (tmp_path / "more.txt").write_text("more text\nand more\n")
+    rows = ("1\tThe\tthe\tDET\tDT", "2\tdog\tdog\tNOUN\tNN")
+    conllu = "# sent_id = 1\n" + "".join(r + "\t_" * 5 + "\n" for r in rows) + "\n"
+    (tmp_path / "tagged.conllu").write_text(conllu)
+    extra = f"data.extra_text=[{tmp_path / 'more.txt'}, {tmp_path / 'tagged.conllu'}]"
+    own = [f"data.train={tmp_path / 'own.txt'}", "data.format=label_text"]
+    texts = read_texts(load_config(None, ["task=lm", *own, extra]))
+    assert texts["train"].split("\n") == [f"own {i}" for i in range(9)] + [
+        "more text", "and more", "The dog"
+    ]  # fmt: skip
+    assert texts["valid"] == "own 9"  # the extra text never validates
+    for bad, message in (
+        ("data.extra_text=more.txt", "key 'data.extra_text': expected list or null"),
+        ("data.extra_text=[1]", "key 'data.extra_text', item 1: expected str"),
+        (f"data.extra_text=[{tmp_path / 'missing.txt'}]", "missing.txt"),
+    ):
+        with pytest.raises(UserError, match=message):
+            read_texts(load_config(None, ["task=lm", *own, bad]))

@@ -49,7 +49,8 @@ def detach_state(state: State | None) -> State | None:
 
 def read_texts(cfg: Config) -> dict[str, str]:
     """The train/valid/test texts; without a valid file the last ``valid_fraction`` of train
-    (cut at a character for char models, at a line otherwise) is held out for validation."""
+    (cut at a character for char models, at a line otherwise) is held out for validation. The
+    ``data.extra_text`` files then join train (each read with format auto)."""
     data = cfg.data
     if data.mode == "sentence" and data.tokenizer == "char":
         raise UserError(
@@ -59,16 +60,22 @@ def read_texts(cfg: Config) -> dict[str, str]:
 
     # A char model is held out at a character, any other at a line; a labelled file gives its
     # text alone (data.format).
-    def read(path: str) -> list[str]:
+    def read(path: str, fmt: str = data.format) -> list[str]:
         if data.tokenizer != "char":
-            return read_unlabelled(path, data.format, data.text_column)
-        if resolve_format(data.format, path, otherwise="text") == "text":
+            return read_unlabelled(path, fmt, data.text_column)
+        if resolve_format(fmt, path, otherwise="text") == "text":
             return list(read_text(path))
-        lines = read_unlabelled(path, data.format, data.text_column)
+        lines = read_unlabelled(path, fmt, data.text_column)
         return list("".join(line + "\n" for line in lines))
 
+    splits = read_splits(data, read)
+    for path in data.extra_text or []:
+        extra = read(path, "auto")
+        if not extra:
+            raise UserError(f"{path}: no text (data.extra_text)")
+        splits["train"] += extra
     joiner = "" if data.tokenizer == "char" else "\n"
-    return {name: joiner.join(items) for name, items in read_splits(data, read).items()}
+    return {name: joiner.join(items) for name, items in splits.items()}
 
 
 def stream_ids(tokenizer: Tokenizer, text: str, reverse: bool = False) -> Tensor:
