@@ -200,8 +200,11 @@ def test_dev_and_test_text_never_enter_pretraining(corpus, tmp_path):
         ("lm-on-valid", [f"data.valid={corpus / 'valid.txt'}"], "valid"),
         ("lm-on-test", [f"data.valid={corpus / 'test.txt'}"], "test"),
         ("lm-on-a-copy", [f"data.train={copy}", "data.format=label_text"], "test"),
-        ("lm-on-extra-valid", [f"data.extra_text=[{corpus / 'train.txt'}, {corpus / 'valid.txt'}]"],
-         "valid"),
+        (
+            "lm-on-extra-valid",
+            [f"data.extra_text=[{corpus / 'train.txt'}, {corpus / 'valid.txt'}]"],
+            "valid",
+        ),
     ):
         lm = train_lm(corpus, name, *overrides, "train.epochs=1")
         cfg = classifier_cfg(corpus, "unused", f"model.init_from={lm}")
