@@ -29,6 +29,7 @@ import torch
 from machine import describe
 
 from rnnkit.config import load_config
+from rnnkit.data.long_range import COPY_LENGTH
 from rnnkit.gradient_report import CELLS
 from rnnkit.rundir import RunDir
 from rnnkit.training import train
@@ -43,7 +44,9 @@ EXPLODING = [
 ]
 
 
-TASKS = {"adding": ("configs/adding.yaml", 0), "copy": ("configs/copy.yaml", 20)}  # extra length
+# task -> (recipe, how much longer than T its sequences are: the copy task's symbols, then as
+# many blanks before the answer)
+TASKS = {"adding": ("configs/adding.yaml", 0), "copy": ("configs/copy.yaml", 2 * COPY_LENGTH)}
 
 
 def run(
