@@ -431,7 +431,11 @@ def beam_search(
             next_tokens = xp.take_along(tokens, go_on)[keep].reshape(-1)  # (n'*K,)
             history = xp.concat([history[parents], next_tokens[:, None]], axis=1)  # (n'*K, t+1)
             active = active[keep]
-            logits, state = step_fn(next_tokens, reorder_state(state, parents, batch_dim))
+            # Greedy (K = 1) keeps every row in place until an input finishes: no copy then.
+            unmoved = len(parents) == n * K and bool((parents == xp.arange(n * K)).all())
+            if not unmoved:
+                state = reorder_state(state, parents, batch_dim)
+            logits, state = step_fn(next_tokens, state)
 
     return [
         sorted(hypotheses, key=lambda h: h[1], reverse=True)[:n_best] for hypotheses in finished

@@ -203,8 +203,11 @@ class RecurrentLayer:
             sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: self.step.num_states]
             hx = tuple(x.new_zeros(layers, x.shape[1], size) for size in sizes)
         # Traced (rnnkit export), the layer runs the autograd path, which the tracer records op
-        # by op; it cannot see into a nested autograd.Function.
-        handwritten_bptt = self.bptt == "handwritten" and not torch.jit.is_tracing()
+        # by op; it cannot see into a nested autograd.Function. Without gradients (decoding)
+        # there is no backward to hand-write, nor activations to keep for it: the plain loop.
+        handwritten_bptt = (
+            self.bptt == "handwritten" and not torch.jit.is_tracing() and torch.is_grad_enabled()
+        )
         direction = handwritten.run_direction if handwritten_bptt else run_direction
         return run_stack(
             self.step, self.cell_weights(), x, hx, lengths, self.dropout, self.training, direction

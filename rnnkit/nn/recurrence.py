@@ -41,7 +41,9 @@ def run_direction(
     gx = step.project(x, w)  # (T, B, kH): every step's input projection in one matmul
     # Same (kH, H) matrix, stored column-major once per sequence, so that the W_hh^T each step
     # multiplies by is a contiguous (H, kH) block: small GEMMs run up to 1.5x faster that way.
-    w = w._replace(weight_hh=w.weight_hh.t().contiguous().t())
+    # One step (a decoder's) would spend more on the copy than it gains.
+    if x.shape[0] > 1:
+        w = w._replace(weight_hh=w.weight_hh.t().contiguous().t())
     outputs = []
     # unbind, not gx[t]: the backward of one unbind is one stack, while each gx[t] would
     # scatter its gradient into a fresh (T, B, kH) tensor of zeros, T times over.
