@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..nn.dropout import Dropout
 from ..nn.gemm import Linear
 from .pooling import AttentionPooling, last_pool, max_pool, mean_pool
 from .recurrent import build_recurrent, initialize
@@ -28,7 +29,7 @@ class SequenceClassifier(nn.Module):
         self.pooling, self.bidirectional = cfg.pooling, cfg.bidirectional
         if cfg.pooling == "attention":
             self.attention = AttentionPooling(size, cfg.attention_size or cfg.hidden_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = Linear(size, num_classes)
         initialize(self, cfg)
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import UserError
+from ..nn.dropout import Dropout
 from ..nn.gemm import Linear
 from .recurrent import build_recurrent, initialize
 
@@ -31,7 +32,7 @@ class RNNLanguageModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=pad_index)
         self.rnn = build_recurrent(cfg, cfg.embedding_size)
         self.output = Linear(cfg.hidden_size, vocab_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.embedding_dropout = cfg.embedding_dropout
         initialize(self, cfg)
         if cfg.tie_weights:

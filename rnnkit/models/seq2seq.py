@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import UserError
-from ..nn.gemm import Linear, affine
+from ..nn.dropout import Dropout
+from ..nn.gemm import Linear, affine, cast_once
 from .attention import Attention
 from .recurrent import build_recurrent, initialize
 
@@ -70,7 +71,7 @@ class Encoder(nn.Module):
             hidden_size=cfg.encoder_hidden_size or cfg.hidden_size,
             bidirectional=cfg.bidirectional,
         )
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, RNNState]:
         return self.rnn(self.dropout(self.embedding(source)), lengths=lengths)
@@ -138,7 +139,7 @@ class Decoder(nn.Module):
             None if self.attention is None else Linear(key_size + hidden, hidden, bias=False)
         )  # W_c
         self.output = Linear(hidden, vocab_size)  # W_s
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         if cfg.tie_weights:
             if cfg.embedding_size != hidden:
                 raise UserError(
@@ -205,7 +206,8 @@ class Decoder(nn.Module):
         size = self.embedding.embedding_dim
         # each block copied once per batch: the products run faster on contiguous weights
         embedded = w._replace(weight_ih=w.weight_ih[:, :size].contiguous())
-        feed_weight = w.weight_ih[:, size:].contiguous()  # (kH, Hd), empty without input feeding
+        feed_weight = cast_once(w.weight_ih[:, size:].contiguous())  # (kH, Hd); empty without
+        # input feeding
 
         def embedding_term(tokens: Tensor) -> Tensor:
             """tokens (B, [T]) -> W_ih[:, :E] dropout(emb(tokens)) + biases (B, [T], kH)."""

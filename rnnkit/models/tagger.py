@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..nn.dropout import Dropout
 from ..nn.gemm import Linear
 from .pooling import last_pool
 from .recurrent import build_recurrent, initialize
@@ -61,7 +62,7 @@ class SequenceTagger(nn.Module):
             )
             input_size += 2 * cfg.char_hidden_size
         self.rnn = build_recurrent(cfg, input_size, bidirectional=cfg.bidirectional)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = Linear(directions * cfg.hidden_size, num_tags)
         initialize(self, cfg)
 

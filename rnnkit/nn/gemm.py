@@ -72,6 +72,16 @@ def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return F.linear(x, weight, bias) if own else _LinearFunction.apply(x, weight, bias)
 
 
+def cast_once(weight: Tensor) -> Tensor:
+    """A weight in the dtype its products run in: under autocast, its dtype, cast here. Autocast
+    caches the cast of a parameter, but casts a derived tensor (a block of a weight, copied)
+    again at every product; a tensor used at every time step is cast once this way."""
+    device = weight.device.type
+    if torch.is_autocast_enabled(device):
+        return weight.to(torch.get_autocast_dtype(device))
+    return weight
+
+
 def dense(weight: Tensor) -> bool:
     """Whether a (N, K) weight is contiguous or a contiguous one transposed. oneDNN takes other
     strides too (a block of columns, W[:, :k]), but copies them through a slow generic path:

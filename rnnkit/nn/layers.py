@@ -30,12 +30,12 @@ Shapes: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); h_0
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import bptt as handwritten
 from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, init_forget_bias
+from .dropout import dropout as apply_dropout
 from .recurrence import run_direction, run_stack
 
 Hidden = Tensor | tuple[Tensor, Tensor]
@@ -227,7 +227,7 @@ class RecurrentLayer:
         finals: list[State] = []
         for layer, (w,) in enumerate(self.cell_weights()):
             if layer > 0:
-                gx = self.step.project(F.dropout(finals[-1][0], self.dropout, self.training), w)
+                gx = self.step.project(apply_dropout(finals[-1][0], self.dropout, self.training), w)
             finals.append(self.step(gx, tuple(s[layer] for s in states), w))
         return finals[-1][0], self._hidden(tuple(torch.stack(s) for s in zip(*finals, strict=True)))
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .cells import CellWeights, State, Step
+from .dropout import dropout as apply_dropout
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -85,7 +85,7 @@ def run_stack(
     finals: list[State] = []
     for layer, directions in enumerate(weights):
         if layer > 0 and dropout > 0 and training:
-            x = F.dropout(x, dropout, training=True)
+            x = apply_dropout(x, dropout, training=True)
         outputs = []
         for direction, w in enumerate(directions):
             index = layer * len(directions) + direction

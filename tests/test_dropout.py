@@ -1,0 +1,58 @@
+"""rnnkit.nn.dropout: inverted dropout's distribution, scale, gradient and modes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rnnkit.nn.dropout import Dropout, dropout
+
+N = 200_000
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
+def test_drops_a_fraction_p_and_scales_the_rest_by_one_over_one_minus_p(p):
+    torch.manual_seed(0)
+    x = torch.rand(N) + 0.5  # no zeros of its own
+    y = dropout(x, p, training=True)
+    dropped = (y == 0).double().mean().item()
+    # the fraction of N Bernoulli(p) draws: 6 standard deviations of margin either way
+    assert abs(dropped - p) < 6 * math.sqrt(p * (1 - p) / N)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p), rtol=1e-6, atol=0)
+
+
+def test_gradient_is_the_mask_over_one_minus_p():
+    torch.manual_seed(1)
+    x = (torch.rand(1000) + 0.5).requires_grad_(True)
+    y = dropout(x, 0.4, training=True)
+    y.sum().backward()
+    want = (y != 0).float() / 0.6
+    torch.testing.assert_close(x.grad, want, rtol=1e-6, atol=0)
+
+
+def test_evaluation_and_p_zero_return_the_input_itself():
+    x = torch.randn(4, 5)
+    assert dropout(x, 0.5, training=False) is x
+    assert dropout(x, 0.0, training=True) is x
+    assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+
+
+def test_keeps_the_dtype_and_draws_from_torch_generator():
+    x = torch.randn(64, 10, dtype=torch.bfloat16)
+    torch.manual_seed(3)
+    a = dropout(x, 0.3, training=True)
+    torch.manual_seed(3)
+    b = dropout(x, 0.3, training=True)
+    assert a.dtype == torch.bfloat16 and torch.equal(a, b)
+
+
+def test_module_follows_train_and_eval():
+    layer = Dropout(0.5)
+    x = torch.ones(10_000)
+    torch.manual_seed(0)
+    assert (layer(x) == 0).any()
+    layer.eval()
+    assert torch.equal(layer(x), x)
