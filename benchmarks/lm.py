@@ -41,6 +41,7 @@ import torch.nn as nn
 from machine import describe
 from timed import Training, epoch_lines, run_timestamped, train_rnnkit
 
+from rnnkit.allocator import retain_freed_memory
 from rnnkit.config import load_config
 from rnnkit.plots import time_to_quality_plot
 from rnnkit.tasks import TASKS
@@ -287,6 +288,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    retain_freed_memory()  # for the baseline too, which shares this process with rnnkit
     data = [f"data.{split}={args.data}/ptb.{split}.txt" for split in ("train", "valid", "test")]
     if args.minutes:
         time_to_quality(args, data)

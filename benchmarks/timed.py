@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnkit import allocator
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,7 +52,9 @@ def run_timestamped(
     """Run ``command``, calling ``parse(line, minutes_since_start)`` for each line of its
     output as it arrives; after ``minutes`` (if given) send it SIGINT, as Ctrl-C would.
     -> the process' peak RSS in MB. A failure exits with the output's last lines."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Every process, rnnkit's and a peer's, runs with the allocator settings rnnkit makes for
+    # itself (rnnkit/allocator.py), so that a ratio measures the code, not glibc's defaults.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **allocator.environment()}
     # A background job of a shell ignores SIGINT, and so would its children: restore the default,
     # so that Python turns the budget's SIGINT into KeyboardInterrupt.
     process = subprocess.Popen(

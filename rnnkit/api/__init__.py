@@ -50,11 +50,13 @@ def load(
     bf16: a notice, then fp32) or ``fp16`` (GPU); an export runs in fp32."""
     import yaml
 
+    from ..allocator import retain_freed_memory
     from ..config import config_from_dict
     from ..data.textio import read_text
     from ..errors import UserError
     from .onnx_engine import OnnxEngine, is_export
 
+    retain_freed_memory()
     if engine not in ENGINES:
         raise UserError(f"engine: one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "torch" and is_export(path):

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ..allocator import retain_freed_memory
 from ..config import TrainConfig
 from ..errors import TrainingDiverged, UserError
 from ..nn.layers import cpu_has_bf16
@@ -177,6 +178,7 @@ class Trainer:
         """``groups``: the optimizer's parameter groups, each with its ``lr_scale`` and the
         epoch from which it trains (``unfreeze_epoch``; ``transfer.parameter_groups``); by
         default one group of every trainable parameter."""
+        retain_freed_memory()
         self.task, self.cfg, self.run, self.env, self.device = task, cfg, run, env, device
         self.precision = effective_precision(cfg.precision, device)
         if groups is None:
