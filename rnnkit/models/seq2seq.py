@@ -204,10 +204,11 @@ class Decoder(nn.Module):
         feed = target_in.new_zeros(batch, self.rnn.hidden_size, dtype=memory.keys.dtype)
         w = self.rnn.cell_weights()[0][0]
         size = self.embedding.embedding_dim
-        # each block copied once per batch: the products run faster on contiguous weights
+        # each block copied once per batch: the products run faster on contiguous weights; the
+        # input-feeding block (kH, Hd), used at every step, also cast once under autocast
+        # (empty without input feeding)
         embedded = w._replace(weight_ih=w.weight_ih[:, :size].contiguous())
-        feed_weight = cast_once(w.weight_ih[:, size:].contiguous())  # (kH, Hd); empty without
-        # input feeding
+        feed_weight = cast_once(w.weight_ih[:, size:].contiguous())
 
         def embedding_term(tokens: Tensor) -> Tensor:
             """tokens (B, [T]) -> W_ih[:, :E] dropout(emb(tokens)) + biases (B, [T], kH)."""
