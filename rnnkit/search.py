@@ -431,9 +431,9 @@ def beam_search(
             next_tokens = xp.take_along(tokens, go_on)[keep].reshape(-1)  # (n'*K,)
             history = xp.concat([history[parents], next_tokens[:, None]], axis=1)  # (n'*K, t+1)
             active = active[keep]
-            # Greedy (K = 1) keeps every row in place until an input finishes: no copy then.
-            unmoved = len(parents) == n * K and bool((parents == xp.arange(n * K)).all())
-            if not unmoved:
+            # With K = 1 every row is its own parent (parents = arange(n)[keep]): the state
+            # needs no copy until an input finishes.
+            if K > 1 or not keep.all():
                 state = reorder_state(state, parents, batch_dim)
             logits, state = step_fn(next_tokens, state)
 
