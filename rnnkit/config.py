@@ -144,6 +144,9 @@ class ModelConfig:
     dropout: float = key(0.0, ALL, **DROPOUT)  # on non-recurrent connections (Zaremba 2014)
     # drops whole word types (Gal & Ghahramani 2016)
     embedding_dropout: float = key(0.0, ("lm",), **DROPOUT)
+    # classify / tag, training only: a word seen c times in training becomes <unk> with
+    # probability alpha / (alpha + c) (Kiperwasser & Goldberg 2016: 0.25); 0: off
+    word_dropout: float = key(0.0, ("classify", "tag"), **NON_NEGATIVE)
     tie_weights: bool = key(False, ("lm", "translate"))
     # uniform(-r, r) for every weight; null keeps torch's init
     init_range: float | None = key(0.1, ALL, **POSITIVE)

@@ -1,4 +1,5 @@
-"""rnnkit.nn.dropout: inverted dropout's distribution, scale, gradient and modes."""
+"""rnnkit.nn.dropout: inverted dropout's distribution, scale, gradient and modes; word dropout's
+replacement rate per word."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from rnnkit.nn.dropout import Dropout, dropout
+from rnnkit.nn.dropout import Dropout, WordDropout, dropout
 
 N = 200_000
 
@@ -56,3 +57,23 @@ def test_module_follows_train_and_eval():
     assert (layer(x) == 0).any()
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+def test_word_dropout_replaces_each_word_at_alpha_over_alpha_plus_its_count():
+    # vocabulary: 0 <pad>, 1 <unk>, words 2..5 seen 1, 4, 25 and 0 times (5 occurs only at test)
+    pad, unk, alpha = 0, 1, 0.25
+    layer = WordDropout(alpha, [[2, 3, 3], [3, 3, 4] + [4] * 24], vocab_size=6, pad=pad, unk=unk)
+    torch.manual_seed(0)
+    words = torch.tensor([0, 2, 3, 4, 5, 1]).repeat(N // 6, 1)  # (N/6, 6)
+    out = layer(words)
+    n = words.shape[0]
+    for column, count in [(1, 1), (2, 4), (3, 25), (4, 0)]:
+        p = alpha / (alpha + count)
+        replaced = out[:, column] == unk
+        assert set(out[:, column].tolist()) <= {unk, words[0, column].item()}
+        # 6 standard deviations of n Bernoulli(p) draws either way
+        assert abs(replaced.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / n) + 1e-12
+    assert torch.equal(out[:, 0], words[:, 0])  # padding is never replaced
+    assert torch.equal(out[:, 5], words[:, 5])  # <unk> stays <unk>
+    torch.manual_seed(0)
+    assert torch.equal(layer(words), out)  # torch's generator: seeded, resumable

@@ -22,6 +22,7 @@ from rnnkit.models.tagger import SequenceTagger
 from rnnkit.rundir import load_tensors
 from rnnkit.tasks import TASKS
 from rnnkit.training import train
+from rnnkit.training.distributed import SINGLE_PROCESS
 
 UD_TEST = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-en" / "en_ewt-ud-test.conllu"
@@ -145,6 +146,33 @@ def parity_run(parity, parity_seed) -> Path:
     cfg = tag_config(parity, "run", "model.char_features=true", "train.epochs=3", seed=parity_seed)
     train(cfg)
     return parity / "run"
+
+
+def test_word_dropout_feeds_unk_in_place_of_words_but_keeps_their_spelling(parity):
+    kind = TASKS["tag"]
+    batches = {}
+    for alpha in ("0", "1000000000.0"):  # every word's alpha / (alpha + count) is ~1
+        cfg = tag_config(parity, "wd", "model.char_features=true", f"model.word_dropout={alpha}")
+        data = kind.read_data(cfg)
+        vocabularies = kind.build_vocabularies(cfg, data)
+        model = kind.build_model(cfg, vocabularies)
+        task = kind.training_task(
+            cfg, vocabularies, model, data, torch.device("cpu"), SINGLE_PROCESS
+        )
+
+        def seen(words, lengths, chars, alpha=alpha, model=model):
+            batches[alpha] = (words, lengths, chars)
+            return model(words, lengths, chars)
+
+        task.batch_loss(seen, 1, 0)
+    (words, lengths, chars), (dropped, _, dropped_chars) = batches["0"], batches["1000000000.0"]
+    real = torch.arange(words.shape[1]) < lengths[:, None]  # (B, T): not padding
+    assert (words[real] != vocabularies.words.vocab.unk_index).any()
+    assert (dropped[real] == vocabularies.words.vocab.unk_index).all()
+    assert torch.equal(dropped[~real], words[~real])  # padding stays padding
+    assert all(
+        torch.equal(a, b) for a, b in zip(chars, dropped_chars, strict=True)
+    )  # the same spellings
 
 
 @pytest.mark.toy

@@ -30,3 +30,31 @@ class Dropout(nn.Dropout):
 
     def forward(self, x: Tensor) -> Tensor:
         return dropout(x, self.p, self.training)
+
+
+class WordDropout:
+    """Word dropout (Kiperwasser & Goldberg 2016), for training only: a word seen ``c(w)`` times
+    in the training text is replaced by ``<unk>`` with probability
+
+        p(w) = alpha / (alpha + c(w)),
+
+    so rare words often look unknown (alpha = 0.25: a word seen once 20% of the time, one seen 100
+    times 0.25%), the ``<unk>`` row is trained on words like those a test set brings, and a model
+    with char features learns to read such words from their spelling. Padding is never replaced.
+    """
+
+    def __init__(
+        self, alpha: float, sequences: list[list[int]], vocab_size: int, pad: int, unk: int
+    ) -> None:
+        """sequences: the training text as ids (each < vocab_size)."""
+        counts = torch.bincount(
+            torch.tensor([i for s in sequences for i in s], dtype=torch.int64), minlength=vocab_size
+        ).double()  # (V,)
+        self.p_unk = (alpha / (alpha + counts)).float()  # (V,)
+        self.p_unk[pad] = 0.0
+        self.unk = unk
+
+    def __call__(self, words: Tensor) -> Tensor:
+        """words (any shape) ids -> the same shape, each id w replaced by unk with p(w)."""
+        p = self.p_unk.to(words.device)[words]
+        return words.masked_fill(torch.rand(words.shape, device=words.device) < p, self.unk)

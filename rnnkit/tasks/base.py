@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from ..config import Config
+    from ..data.tokenizers import Vocabulary
+    from ..nn.dropout import WordDropout
     from ..training.distributed import Distributed
 
 
@@ -131,6 +133,16 @@ def score_split(task: Any, evaluate: Callable[..., dict[str, Any]], split: str) 
             str(getattr(task.cfg.data, split) or task.cfg.data.train),
             task.cfg.data.eval_batch_size,
         )
+
+
+def word_dropout(cfg: Config, sequences: list[list[int]], vocab: Vocabulary) -> WordDropout | None:
+    """``model.word_dropout`` over the training ids ``sequences`` of ``vocab`` (None when 0)."""
+    from ..nn.dropout import WordDropout
+
+    alpha = cfg.model.word_dropout
+    if alpha == 0:
+        return None
+    return WordDropout(alpha, sequences, len(vocab), vocab.pad_index, vocab.unk_index)
 
 
 class VocabularyTask(StatelessTask):

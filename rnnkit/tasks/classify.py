@@ -41,7 +41,7 @@ from ..losses import token_cross_entropy
 from ..models.classifier import SequenceClassifier
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from ..transfer import TransferTarget, encoder_target
-from .base import Task, VocabularyTask, score_split
+from .base import Task, VocabularyTask, score_split, word_dropout
 
 
 class ClassificationTask(VocabularyTask):
@@ -64,6 +64,7 @@ class ClassificationTask(VocabularyTask):
             tokenizers.text, [e.text for e in train], str(cfg.data.train), [e.line for e in train]
         )
         self.labels = torch.tensor(label_ids(tokenizers.labels, train, str(cfg.data.train)))
+        self.word_dropout = word_dropout(cfg, self.ids, tokenizers.text.vocab)
         self.train = BucketBatches(
             [len(x) for x in self.ids],
             cfg.data.batch_size // env.world_size,
@@ -79,6 +80,8 @@ class ClassificationTask(VocabularyTask):
         rows = self.train.indices(epoch, k)
         pad = self.tokenizers.text.vocab.pad_index
         tokens, lengths = tensors(*collate([self.ids[i] for i in rows], pad))
+        if self.word_dropout is not None:
+            tokens = self.word_dropout(tokens)
         logits = model(tokens.to(self.device), lengths.to(self.device))  # (B, C)
         targets = self.labels[rows].to(self.device)  # (B,)
         loss, count = token_cross_entropy(

@@ -49,7 +49,7 @@ from ..losses import token_cross_entropy
 from ..models.tagger import CharBatch, SequenceTagger
 from ..training.distributed import SINGLE_PROCESS, Distributed
 from ..transfer import TransferTarget, encoder_target
-from .base import Task, VocabularyTask, score_split
+from .base import Task, VocabularyTask, score_split, word_dropout
 
 
 class TaggingTask(VocabularyTask):
@@ -68,6 +68,9 @@ class TaggingTask(VocabularyTask):
     ) -> None:
         super().__init__(cfg, tokenizers, model, data, device)
         self.sentences = [EncodedSentence(tokenizers, s.tokens, s.tags) for s in data["train"]]
+        self.word_dropout = word_dropout(
+            cfg, [s.words for s in self.sentences], tokenizers.words.vocab
+        )
         self.train = BucketBatches(
             [len(s.words) for s in self.sentences],
             cfg.data.batch_size // env.world_size,
@@ -82,7 +85,10 @@ class TaggingTask(VocabularyTask):
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         batch = [self.sentences[i] for i in self.train.indices(epoch, k)]
         words, lengths, tags, chars = collate(batch, self.tokenizers.words.vocab.pad_index)
-        words, lengths, tags = (t.to(self.device) for t in tensors(words, lengths, tags))
+        words, lengths, tags = tensors(words, lengths, tags)
+        if self.word_dropout is not None:
+            words = self.word_dropout(words)  # chars still spell the real word
+        words, lengths, tags = (t.to(self.device) for t in (words, lengths, tags))
         chars = CharBatch(*tensors(*chars)).to(self.device) if chars else None
         logits = model(words, lengths, chars)  # (B, T, K)
         return (
