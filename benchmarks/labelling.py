@@ -35,11 +35,16 @@ RECIPES = {  # recipe -> the published number it is measured against
     "configs/sst2.yaml": "86.3 (2-layer LSTM, Tai et al. 2015)",
     "configs/ud-en-upos.yaml": "~95 (BiLSTM taggers); goal 95.5",
     "configs/sst2-transfer.yaml": "82.7 (CNN, no pretrained vectors, Kim 2014); goal 83.0",
+    "configs/ud-en-upos-transfer.yaml": "~95 (BiLSTM taggers); goal 95.5",
 }
 PRETRAINING = {  # recipe -> the LM runs it starts from: (config, overrides)
     "configs/sst2-transfer.yaml": [
         ("configs/sst2-lm.yaml", []),
         ("configs/sst2-lm.yaml", ["data.reverse_text=true", "run_dir=runs/sst2-lm-backward"]),
+    ],
+    "configs/ud-en-upos-transfer.yaml": [
+        ("configs/ud-en-lm.yaml", []),
+        ("configs/ud-en-lm.yaml", ["data.reverse_text=true", "run_dir=runs/ud-en-lm-backward"]),
     ],
 }
 # the same model from scratch
