@@ -21,6 +21,7 @@ from rnnkit.models.pooling import AttentionPooling, last_pool, max_pool, mean_po
 from rnnkit.rundir import load_tensors
 from rnnkit.tasks import TASKS
 from rnnkit.training import train
+from rnnkit.training.distributed import SINGLE_PROCESS
 
 # -- pooling ------------------------------------------------------------------------------------
 H = torch.tensor(
@@ -255,3 +256,26 @@ def test_pretrained_vectors_fill_and_freeze_the_embedding(tmp_path, capsys):
         assert (
             model.embedding.weight[vocab.index(word)].tolist() == vector
         )  # frozen: unchanged by training
+
+
+def test_word_dropout_feeds_unk_in_place_of_the_words(tmp_path):
+    kind, fed = TASKS["classify"], {}
+    for alpha in ("0", "1000000000.0"):  # every word's alpha / (alpha + count) is ~1
+        cfg = count_config(tmp_path, f"model.word_dropout={alpha}")
+        data = kind.read_data(cfg)
+        vocabularies = kind.build_vocabularies(cfg, data)
+        model = kind.build_model(cfg, vocabularies)
+        task = kind.training_task(
+            cfg, vocabularies, model, data, torch.device("cpu"), SINGLE_PROCESS
+        )
+
+        def seen(tokens, lengths, alpha=alpha, model=model):
+            fed[alpha] = tokens, lengths
+            return model(tokens, lengths)
+
+        task.batch_loss(seen, 1, 0)
+    (tokens, lengths), (dropped, _) = fed["0"], fed["1000000000.0"]
+    real = torch.arange(tokens.shape[1]) < lengths[:, None]  # (B, T): not padding
+    unk = vocabularies.text.vocab.unk_index
+    assert (tokens[real] != unk).all() and (dropped[real] == unk).all()
+    assert torch.equal(dropped[~real], tokens[~real])  # padding stays padding
