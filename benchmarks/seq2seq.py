@@ -14,6 +14,10 @@ autograd over the cells (``model.bptt``), and prints the ratio.
     python benchmarks/seq2seq.py --config "configs/multi30k-de-en-tok.yaml model.reset=before" \
         --bptt both --steps 20
     python benchmarks/seq2seq.py --run runs/multi30k-de-en-tok --run runs/multi30k-de-en
+    python benchmarks/seq2seq.py --config configs/multi30k-de-en-tok.yaml --alternate 12
+
+``--alternate`` measures bf16 against fp32 in one process, alternating blocks of the same
+batches (``alternating_speed``).
 """
 
 from __future__ import annotations
@@ -30,16 +34,14 @@ from rnnkit.config import load_config
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.translate import corpus_scores
 from rnnkit.training.distributed import SINGLE_PROCESS
-from rnnkit.training.trainer import Trainer
+from rnnkit.training.trainer import Trainer, effective_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def training_speed(
-    config: str, steps: int, device: torch.device
-) -> tuple[float, float, int, float]:
-    """-> target tokens/s, seconds per epoch, parameters, seconds per step. ``config``: a path,
-    then any overrides, separated by spaces."""
+def recipe_trainer(config: str, device: torch.device) -> Trainer:
+    """The recipe's trainer, its model built. ``config``: a path, then any overrides,
+    separated by spaces."""
     path, *overrides = config.split()
     cfg = load_config(path, ["data.test=null", *overrides])
     kind = TASKS["translate"]
@@ -48,7 +50,15 @@ def training_speed(
     torch.manual_seed(cfg.seed)
     model = kind.build_model(cfg, tokenizers)
     task = kind.training_task(cfg, tokenizers, model, data, device, SINGLE_PROCESS)
-    trainer = Trainer(task, cfg.train, None, SINGLE_PROCESS, device)
+    return Trainer(task, cfg.train, None, SINGLE_PROCESS, device)
+
+
+def training_speed(
+    config: str, steps: int, device: torch.device
+) -> tuple[float, float, int, float]:
+    """-> target tokens/s, seconds per epoch, parameters, seconds per step."""
+    trainer = recipe_trainer(config, device)
+    task = trainer.task
     for k in range(3):
         trainer.train_step(k)
     tokens, start = 0, time.perf_counter()
@@ -61,6 +71,33 @@ def training_speed(
         sum(p.numel() for p in task.model.parameters()),
         seconds / steps,
     )
+
+
+def alternating_speed(
+    config: str, rounds: int, device: torch.device, block: int = 10
+) -> dict[str, float]:
+    """bf16 against fp32 in one process, on the same batches: each round trains ``block``
+    batches in one precision, then the same batches in the other, the order swapped every
+    round. -> target tokens/s of each precision over all rounds. The machine's drift (other
+    processes, the CPU's clock) then falls on both alike, which it does not for two runs
+    minutes apart; the model takes both precisions' steps, so it trains on each batch twice."""
+    trainer = recipe_trainer(config, device)
+    precisions = ("fp32", effective_precision("bf16", device))
+    for precision in precisions:  # warm-up: three steps in each
+        trainer.precision = precision
+        for k in range(3):
+            trainer.train_step(k)
+    seconds = dict.fromkeys(precisions, 0.0)
+    tokens = dict.fromkeys(precisions, 0)
+    for r in range(rounds):
+        first = 3 + block * r
+        for precision in precisions if r % 2 == 0 else precisions[::-1]:
+            trainer.precision = precision
+            start = time.perf_counter()
+            for k in range(first, first + block):
+                tokens[precision] += trainer.train_step(k)[1]
+            seconds[precision] += time.perf_counter() - start
+    return {p: tokens[p] / seconds[p] for p in precisions}
 
 
 def decoding(run: str, beam: int, device: torch.device) -> tuple[float, dict]:
@@ -88,10 +125,33 @@ def main() -> None:
         "--bptt", choices=["default", "both"], default="default",
         help="both: time each recipe with model.bptt=handwritten and =autograd",
     )  # fmt: skip
+    parser.add_argument(
+        "--alternate", type=int, metavar="ROUNDS",
+        help="bf16 against fp32 in one process: ROUNDS blocks of 10 batches in each, alternating",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"# {describe(device)}")
+    if args.alternate:
+        for config in args.config:
+            rates = alternating_speed(config, args.alternate, device)
+            print(
+                f"\n{config}: {args.alternate} rounds of 10 batches in each precision, alternating"
+                "\n\n| precision | target tokens/s |\n|---|---:|"
+            )
+            for precision, rate in rates.items():
+                print(f"| {precision} | {rate:,.0f} |")
+            if "bf16" in rates:
+                print(f"\nbf16 over fp32: {rates['bf16'] / rates['fp32']:.2f}x")
+            else:
+                print("\nbf16 over fp32: unmeasured (this CPU has no native bf16)")
+        print(
+            "\ncommand: python benchmarks/seq2seq.py "
+            + " ".join(f"--config {c!r}" for c in args.config)
+            + f" --alternate {args.alternate} --device {args.device}"
+        )
+        return
     if args.config:
         print(
             "\n| recipe | parameters | target tokens/s | ms/step | s/epoch |\n"
