@@ -351,3 +351,31 @@ def test_fused_lstm_under_cpu_bf16_autocast_runs_everywhere():
         packed, _ = layer(pack_padded_sequence(x, RAGGED, enforce_sorted=False))
     assert_close(out.float(), layer(x)[0].detach(), 0.1)
     assert packed.data.shape[0] == int(RAGGED.sum())
+
+
+@pytest.mark.parametrize("cls", [GRU, RNN], ids=lambda c: c.__name__)
+def test_fused_gru_and_rnn_under_cpu_bf16_autocast_run_the_whole_recurrence_in_bf16(cls):
+    # autocast leaves torch's CPU GRU in float32 (its update keeps the float32 state), casting
+    # the state at every product; the layer casts input and state once, as autocast does for
+    # the LSTM. (The RNN's tanh of bf16 products is bf16 already after the first step.)
+    torch.manual_seed(11)
+    layer = cls(INPUT, HIDDEN, num_layers=2, bidirectional=True)
+    assert layer.fused
+    x = torch.randn(STEPS, BATCH, INPUT, requires_grad=True)
+    h0 = torch.randn(4, BATCH, HIDDEN)
+    want, want_h = layer(x, h0, lengths=RAGGED)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        results = [
+            layer(x, h0, lengths=RAGGED),
+            layer(x, h0),
+            layer(pack_padded_sequence(x, RAGGED, enforce_sorted=False), h0),
+        ]
+    for out, h in results:
+        out = out.data if isinstance(out, torch.nn.utils.rnn.PackedSequence) else out
+        assert out.dtype == h.dtype == torch.bfloat16
+    out, h = results[0]
+    assert_close(out.float(), want.detach(), 0.05)
+    assert_close(h.float(), want_h.detach(), 0.05)
+    (out.float().sum() + h.float().sum()).backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())
