@@ -100,8 +100,8 @@ def in_autocast_dtype(
     state and gives float32 again, so the whole recurrence stays in float32 and every step casts
     the state for its product. Cast once here and the recurrence runs in bf16, as the LSTM's
     does. A Multi30k training step (bidirectional GRU encoder) ran 1,000 fewer ops, and bf16
-    trained 1.49-1.50x as fast as fp32 before, 1.51-1.57x after
-    (``benchmarks/seq2seq.py --alternate 12``, benchmarks/RESULTS.md)."""
+    trained 1.50x as fast as fp32 before, 1.60x after (the means of three runs of
+    ``benchmarks/seq2seq.py --alternate 12``, benchmarks/RESULTS.md)."""
     data = input.data if isinstance(input, PackedSequence) else input
     if (
         data.device.type != "cpu"
