@@ -264,3 +264,95 @@ def bptt(
         for s in range(t, first - 1, -1):
             dstate = backward(p, caches[s], dstate, grads)
     return total, grads
+
+
+# minGRU and minLSTM (Feng et al. 2024; ``rnnkit.nn.minrnn``). Their gates and candidate see x_t
+# alone: there is no weight_hh, and h_{t-1} enters only the final mix. Parameters: weight_ih
+# (kH, I) and bias_ih (kH,), rows (z, h~) for minGRU (k = 2) and (f, i, h~) for minLSTM (k = 3),
+# plus the output layer's weight_hy, bias_y. ``forward``, ``loss`` and ``bptt`` above run them;
+# pass ``state0`` = (h_0,), as ``zero_state`` reads the size of a weight_hh.
+
+MIN_CELLS = ("mingru", "minlstm")
+MIN_GATES = {"mingru": 2, "minlstm": 3}
+
+
+def init_min_params(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    vocab_size: int,
+    rng: np.random.Generator,
+    scale: float = 0.5,
+) -> Params:
+    """Uniform(-scale, scale): ``weight_ih`` (kH, I), ``bias_ih`` (kH,), ``weight_hy`` (V, H),
+    ``bias_y`` (V,)."""
+    k = MIN_GATES[cell] * hidden_size
+    shapes = {
+        "weight_ih": (k, input_size),
+        "bias_ih": (k,),
+        "weight_hy": (vocab_size, hidden_size),
+        "bias_y": (vocab_size,),
+    }
+    return {name: rng.uniform(-scale, scale, shape) for name, shape in shapes.items()}
+
+
+def g(a: Array) -> Array:
+    """The candidate's activation: a + 0.5 for a >= 0, sigmoid(a) below (positive)."""
+    return np.where(a >= 0, a + 0.5, sigmoid(a))
+
+
+def g_prime(a: Array) -> Array:
+    """g'(a): 1 for a >= 0, sigmoid(a) (1 - sigmoid(a)) below."""
+    return np.where(a >= 0, 1.0, sigmoid(a) * (1 - sigmoid(a)))
+
+
+def _add_input_grads(grads: Params, dk: Array, x: Array) -> None:
+    """Gradients of ``k = W_ih x + b_ih`` given dL/dk (B, kH)."""
+    grads["weight_ih"] += dk.T @ x
+    grads["bias_ih"] += dk.sum(0)
+
+
+def mingru_forward(p: Params, x: Array, state: State) -> tuple[State, Cache]:
+    """z = sigmoid(W_z x + b_z), h~ = g(W_h x + b_h), h_t = (1 - z)*h + z*h~."""
+    (h,) = state
+    k = x @ p["weight_ih"].T + p["bias_ih"]  # (B, 2H)
+    k_z, k_h = np.split(k, 2, axis=1)
+    z, h_tilde = sigmoid(k_z), g(k_h)
+    h_t = (1 - z) * h + z * h_tilde
+    return (h_t,), (x, h, z, h_tilde, k_h)
+
+
+def mingru_backward(p: Params, cache: Cache, dstate: State, grads: Params) -> State:
+    x, h, z, h_tilde, k_h = cache
+    (dh_t,) = dstate
+    dk_z = dh_t * (h_tilde - h) * z * (1 - z)  # dh_t/dz = h~ - h; sigmoid' = z (1 - z)
+    dk_h = dh_t * z * g_prime(k_h)
+    _add_input_grads(grads, np.concatenate([dk_z, dk_h], axis=1), x)
+    return (dh_t * (1 - z),)
+
+
+def minlstm_forward(p: Params, x: Array, state: State) -> tuple[State, Cache]:
+    """f, i = sigmoid(.), h~ = g(.), f' = f/(f+i), i' = i/(f+i), h_t = f'*h + i'*h~."""
+    (h,) = state
+    k = x @ p["weight_ih"].T + p["bias_ih"]  # (B, 3H)
+    k_f, k_i, k_h = np.split(k, 3, axis=1)
+    f, i, h_tilde = sigmoid(k_f), sigmoid(k_i), g(k_h)
+    f_prime, i_prime = f / (f + i), i / (f + i)
+    h_t = f_prime * h + i_prime * h_tilde
+    return (h_t,), (x, h, f, i, f_prime, i_prime, h_tilde, k_h)
+
+
+def minlstm_backward(p: Params, cache: Cache, dstate: State, grads: Params) -> State:
+    x, h, f, i, f_prime, i_prime, h_tilde, k_h = cache
+    (dh_t,) = dstate
+    # f' = f/s and i' = i/s with s = f + i: df'/df = i/s^2 = -di'/df, di'/di = f/s^2 = -df'/di
+    s2 = (f + i) ** 2
+    df_prime, di_prime = dh_t * h, dh_t * h_tilde
+    df = (df_prime - di_prime) * i / s2
+    di = (di_prime - df_prime) * f / s2
+    dk = np.concatenate([df * f * (1 - f), di * i * (1 - i), dh_t * i_prime * g_prime(k_h)], axis=1)
+    _add_input_grads(grads, dk, x)
+    return (dh_t * f_prime,)
+
+
+STEPS.update(mingru=(mingru_forward, mingru_backward), minlstm=(minlstm_forward, minlstm_backward))
