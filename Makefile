@@ -2,8 +2,12 @@
 # make test         set up, then run the test suite
 # make test-matrix  the toy-training tests under three CPU kernel settings x 1 and 2 threads
 # make test-onnx    the ONNX export parity of every task x cell variant (also part of make test)
-# make lint         ruff (rules and line length in pyproject.toml)
+# make lint         ruff (rules and line length in pyproject.toml), import-linter (the layers)
 # make bench        set up, then run the benchmarks (slow; prints tables)
+# make docs         the tutorial site in site/: the chapters' blocks whose output is missing or stale
+#                   run first, then Sphinx with warnings as errors (docs/CONTRIBUTING-docs.md)
+# make docs-serve   make docs, then serve site/ on http://127.0.0.1:8000
+# make test-docs    pytest -m docs: every block of every chapter, one notebook, the site in chromium
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
@@ -48,9 +52,27 @@ test-onnx: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/cells.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The tutorial site. MathJax comes from npm (package-lock.json) and is copied into the site.
+DOCS_PORT ?= 8000
+.PHONY: docs docs-serve test-docs
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+docs: setup node_modules/.package-lock.json
+	PYTHONPATH=docs/_ext $(PY) -m rnnkit_docs.runner --stale docs/en/[0-9][0-9]-*.md
+	$(PY) -m sphinx -q -W --keep-going -b html -d build/doctrees docs site
+
+docs-serve: docs
+	$(PY) -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory site
+
+test-docs: setup node_modules/.package-lock.json
+	$(PY) -m pytest -q -m docs

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from rnnkit.config import load_config
-from rnnkit.training import train
+from rnnkit.tasks.registry import load_config
+from rnnkit.workflows.train import train
 
 KINDS = ("none", "dot", "general", "concat", "additive")
 

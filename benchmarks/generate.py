@@ -34,8 +34,8 @@ from machine import describe
 from torch import nn
 
 import rnnkit
-from rnnkit.api.engine import cpu_has_bf16
-from rnnkit.config import load_config
+from rnnkit.decoding.engine import cpu_has_bf16
+from rnnkit.tasks.registry import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {

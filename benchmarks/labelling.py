@@ -27,9 +27,9 @@ import time
 from machine import describe
 
 import rnnkit
-from rnnkit.config import load_config
-from rnnkit.rundir import RunDir
-from rnnkit.training.run import train
+from rnnkit.runs.rundir import RunDir
+from rnnkit.tasks.registry import load_config
+from rnnkit.workflows.train import train
 
 RECIPES = {  # recipe -> the published number it is measured against
     "configs/sst2.yaml": "86.3 (2-layer LSTM, Tai et al. 2015)",

@@ -42,10 +42,10 @@ from machine import describe
 from timed import Training, epoch_lines, run_timestamped, train_rnnkit
 
 from rnnkit.allocator import retain_freed_memory
-from rnnkit.config import load_config
 from rnnkit.plots import time_to_quality_plot
-from rnnkit.tasks import TASKS
-from rnnkit.tasks.lm import LanguageModelTask
+from rnnkit.tasks import registry
+from rnnkit.tasks.lm.training import LanguageModelTask
+from rnnkit.tasks.registry import load_config
 from rnnkit.training.distributed import SINGLE_PROCESS
 from rnnkit.training.trainer import Trainer
 
@@ -294,7 +294,7 @@ def main() -> None:
         time_to_quality(args, data)
         return
     cfg = load_config(ROOT / "configs" / "ptb-small.yaml", data)
-    kind = TASKS["lm"]
+    kind = registry.get("lm").trainer_side()
     texts = kind.read_data(cfg)
     tokenizer = kind.build_vocabularies(cfg, texts)
     if args.epoch:

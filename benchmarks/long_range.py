@@ -28,12 +28,12 @@ import time
 import torch
 from machine import describe
 
-from rnnkit.config import load_config
-from rnnkit.data.long_range import COPY_LENGTH
-from rnnkit.gradient_report import CELLS
-from rnnkit.rundir import RunDir
-from rnnkit.training import train
+from rnnkit.runs.rundir import RunDir
+from rnnkit.tasks.long_range.data import COPY_LENGTH
+from rnnkit.tasks.registry import load_config
 from rnnkit.training.trainer import TrainingDiverged
+from rnnkit.workflows.diagnose import CELLS
+from rnnkit.workflows.train import train
 
 EXPLODING = [
     "model.cell=rnn",

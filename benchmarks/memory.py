@@ -20,8 +20,8 @@ from pathlib import Path
 from machine import describe
 from timed import ROOT, run_timestamped
 
-from rnnkit.config import load_config
-from rnnkit.tasks import TASKS
+from rnnkit.tasks import registry
+from rnnkit.tasks.registry import load_config
 
 
 def decode_inputs(config: Path, limit: int) -> list[str] | None:
@@ -30,7 +30,7 @@ def decode_inputs(config: Path, limit: int) -> list[str] | None:
     cfg = load_config(config)
     if cfg.task in ("adding", "copy", "lm"):
         return None
-    data = TASKS[cfg.task].read_data(cfg)
+    data = registry.get(cfg.task).trainer_side().read_data(cfg)
     examples = data.get("test") or data["valid"]
     if cfg.task == "translate":
         return [source for source, _ in examples[:limit]]

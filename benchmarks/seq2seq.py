@@ -30,9 +30,9 @@ import torch
 from machine import describe
 
 import rnnkit
-from rnnkit.config import load_config
-from rnnkit.tasks import TASKS
-from rnnkit.tasks.translate import corpus_scores
+from rnnkit.tasks import registry
+from rnnkit.tasks.registry import load_config
+from rnnkit.tasks.translate.training import corpus_scores
 from rnnkit.training.distributed import SINGLE_PROCESS
 from rnnkit.training.trainer import Trainer, effective_precision
 
@@ -44,7 +44,7 @@ def recipe_trainer(config: str, device: torch.device) -> Trainer:
     separated by spaces."""
     path, *overrides = config.split()
     cfg = load_config(path, ["data.test=null", *overrides])
-    kind = TASKS["translate"]
+    kind = registry.get("translate").trainer_side()
     data = kind.read_data(cfg)
     tokenizers = kind.build_vocabularies(cfg, data)
     torch.manual_seed(cfg.seed)
@@ -103,7 +103,7 @@ def alternating_speed(
 def decoding(run: str, beam: int, device: torch.device) -> tuple[float, dict]:
     """-> sentences/s translating the run's test set with this beam, and the scores."""
     loaded = rnnkit.load(run, str(device))
-    pairs = TASKS["translate"].read_data(loaded.cfg)["test"]
+    pairs = registry.get("translate").trainer_side().read_data(loaded.cfg)["test"]
     start = time.perf_counter()
     translations = loaded.translate([s for s, _ in pairs], beam=beam)
     seconds = time.perf_counter() - start

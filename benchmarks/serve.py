@@ -34,7 +34,7 @@ from machine import describe
 from tabulate import tabulate
 
 import rnnkit
-from rnnkit.config import load_config
+from rnnkit.tasks.registry import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SOURCES = ROOT.parent / "shared/data/multi30k/tok/test_2016_flickr.lc.norm.tok.de"

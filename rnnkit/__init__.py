@@ -18,17 +18,25 @@ __version__ = "0.1.0"
 def load(
     path: str | Path, device: str = "cpu", engine: str = "auto", precision: str = "fp32"
 ) -> Any:
-    """A trained run (or an export folder), ready to use: see ``rnnkit.api``."""
-    from .api import load as load_run
+    """A trained run (or an export folder), ready to use: see ``rnnkit.workflows.load``."""
+    from rnnkit.workflows.load import load as load_run
 
     return load_run(path, device, engine, precision)
 
 
 def train(cfg: Any, **options: Any) -> dict[str, Any]:
-    """Train a run from a ``config.Config``: see ``rnnkit.training.run.train``."""
-    from .training.run import train as train_run
+    """Train a run from a config (``load_config``): see ``rnnkit.workflows.train``."""
+    from rnnkit.workflows.train import train as train_run
 
     return train_run(cfg, **options)
 
 
-__all__ = ["load", "train", "__version__"]
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Any:
+    """A YAML config (or the defaults when path is None) with ``section.key=value`` overrides,
+    checked: see ``rnnkit.tasks.registry.load_config``."""
+    from rnnkit.tasks.registry import load_config as load
+
+    return load(path, overrides)
+
+
+__all__ = ["load", "train", "load_config", "__version__"]

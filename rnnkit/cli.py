@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.resources
+import inspect
 import json
 import math
 import sys
 import time
 import typing
 
-from . import __version__, progress
-from .config import load_config
-from .errors import TrainingDiverged, UserError
+from rnnkit import __version__, progress
+from rnnkit.errors import TrainingDiverged, UserError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -87,7 +87,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training.run import train
+    from rnnkit.workflows.train import train
 
     if args.resume:
         overrides = ([args.config] if args.config else []) + args.overrides
@@ -95,6 +95,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         if args.config is None:
             raise UserError("train: give a config file, or --resume RUN")
+        from rnnkit.tasks.registry import load_config
+
         cfg = load_config(args.config, args.overrides)
         if args.run_dir:
             cfg.run_dir = args.run_dir
@@ -129,6 +131,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     add_runtime(p)
 
 
+FLAGS = {"source": "src", "reference": "ref"}  # evaluate's keywords -> the flags that set them
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import rnnkit
 
@@ -136,11 +141,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     options: dict[str, object] = {"split": args.split}
     given = {"data": args.data, "source": args.src, "reference": args.ref, "beam": args.beam}
     options |= {key: value for key, value in given.items() if value is not None}
-    try:
-        scores = run.evaluate(**options)
-    except TypeError:
-        flags = ", ".join(f"--{k}" for k in given if given[k] is not None)
-        raise UserError(f"evaluate: {flags} does not apply to a {run.task} run") from None
+    takes = inspect.signature(run.evaluate).parameters
+    foreign = [f"--{FLAGS.get(k, k)}" for k in options if k not in takes]
+    if foreign:
+        raise UserError(f"evaluate: {', '.join(foreign)} does not apply to a {run.task} run")
+    scores = run.evaluate(**options)
     if "bleu" in scores:
         print(f"BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f}")
         print(f"{scores['bleu_signature']}\n{scores['chrf_signature']}")
@@ -150,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def print_scores(scores: dict, json_path: str | None) -> None:
     """One line of scores; for classification the confusion matrix under it (rows gold)."""
-    from .atomic import atomic_write_text
+    from rnnkit.atomic import atomic_write_text
 
     print(
         " ".join(
@@ -204,7 +209,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def read_input(path: str | None) -> list[str]:
     """The lines of ``--input FILE``, or of standard input."""
-    from .data.textio import read_lines, split_lines
+    from rnnkit.textio import read_lines, split_lines
 
     return read_lines(path) if path else split_lines(sys.stdin.read())
 
@@ -229,8 +234,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     import rnnkit
-
-    from .plots import attention_heatmap
+    from rnnkit.plots import attention_heatmap
 
     run = require(rnnkit.load(args.run, args.device, args.engine, args.precision), "translate")
     name = args.input or "stdin"
@@ -308,6 +312,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     import rnnkit
+    from rnnkit.tasks.registry import load_config
 
     package = importlib.resources.files("rnnkit")
     cfg = load_config(package / "configs" / "demo.yaml", args.overrides)
@@ -331,7 +336,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def add_serve(sub: argparse._SubParsersAction) -> None:
-    from .serve.limits import Limits
+    from rnnkit.serve.limits import Limits
 
     p = sub.add_parser("serve", help="serve trained runs over HTTP, with a web page")
     p.add_argument("runs", nargs="+", metavar="[NAME=]RUN", help="a run, under its folder's name")
@@ -351,10 +356,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from .serve.limits import Limits
+    from rnnkit.serve.limits import Limits
 
     try:
-        from .serve.server import serve
+        from rnnkit.workflows.serve import serve
     except ImportError as e:
         raise UserError(f"serve: {e.name} is missing: pip install 'rnnkit[serve]'") from None
     try:
@@ -376,7 +381,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     import rnnkit
 
     try:
-        from .export.onnx_export import export_onnx
+        from rnnkit.export.onnx_export import export_onnx
     except ImportError as e:
         raise UserError(f"export: {e.name} is missing: pip install 'rnnkit[onnx]'") from None
     out = export_onnx(rnnkit.load(args.run), args.out, args.overwrite)
@@ -415,7 +420,7 @@ def add_diagnose(sub: argparse._SubParsersAction) -> None:
 def cmd_diagnose(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import gradient_report as report
+    from rnnkit.workflows import diagnose as report
 
     if args.diagnosis == "grad-norm":
         print(report.grad_norm_plot(args.run, args.out))

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .nn.layers import RecurrentLayer
+from rnnkit.nn.layers import RecurrentLayer
 
 GATES = {1: ("h",), 3: ("r", "z", "n"), 4: ("i", "f", "g", "o")}  # torch's stacking order
 

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .atomic import atomic_write_bytes
+from rnnkit.atomic import atomic_write_bytes
 
 INCHES_PER_TOKEN = 0.35
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 from rnnkit.errors import UserError
 
 
-def read_text(path: str | Path) -> str:
+def read_text(path: str | Path, allow_empty: bool = False) -> str:
     """The whole file as one str: leading BOM dropped, CRLF turned into LF.
 
     Raises UserError if the file is missing, a directory, empty (or only whitespace), binary
@@ -36,7 +36,7 @@ def read_text(path: str | Path) -> str:
         raise _invalid_utf8(
             path, data.count(b"\n", 0, e.start) + 1, data[line_start : e.start + 1]
         ) from None
-    if not text.strip():
+    if not text.strip() and not allow_empty:
         raise UserError(f"{path}: file is empty")
     return text.replace("\r\n", "\n")
 

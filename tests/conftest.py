@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import rnnkit
-from rnnkit.config import load_config
+from rnnkit.tasks.registry import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 LM_RUN = ROOT / "tests" / "fixtures" / "lm-run-v1"  # a tiny char-LSTM, committed

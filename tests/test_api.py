@@ -11,13 +11,13 @@ import pytest
 from conftest import LM_RUN, ROOT, small_run
 
 import rnnkit
-from rnnkit.api.classify import ClassifierRun
-from rnnkit.api.lm import LanguageModelRun
-from rnnkit.api.tag import TaggerRun
-from rnnkit.api.translate import TranslationRun
 from rnnkit.cli import main
 from rnnkit.errors import UserError
-from rnnkit.tasks import TASKS
+from rnnkit.tasks import registry
+from rnnkit.tasks.classify.run import ClassifierRun
+from rnnkit.tasks.lm.run import LanguageModelRun
+from rnnkit.tasks.tag.run import TaggerRun
+from rnnkit.tasks.translate.run import TranslationRun
 
 PROMPTS = ["ROMEO:", "", "To be or", "First Citizen:\nWe"]
 
@@ -46,10 +46,10 @@ def test_load_returns_the_tasks_own_type(reverse_run, labelled_runs):
 
 
 def test_every_task_is_registered_once_with_its_config_keys():
-    assert set(TASKS) == {"lm", "translate", "adding", "copy", "classify", "tag"}
-    keys = TASKS["translate"].config_keys()
+    assert set(registry.TASKS) == {"lm", "translate", "adding", "copy", "classify", "tag"}
+    keys = registry.config_keys("translate")
     assert "bridge" in keys["model"] and "bptt" not in keys["data"]
-    assert "beam_size" in keys["decode"] and TASKS["lm"].config_keys()["decode"] == []
+    assert "beam_size" in keys["decode"] and registry.config_keys("lm")["decode"] == []
 
 
 # -- the same output as the CLI --------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_bf16_weights_decode_as_fp32_does(reverse_run, labelled_runs, monkeypatc
     within 2%."""
     import torch
 
-    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("rnnkit.nn.device.cpu_has_bf16", lambda: True)
     sentences = ["a b c d", "e f g h i j", "k"]
     full, half = (rnnkit.load(reverse_run, precision=p) for p in ("fp32", "bf16"))
     assert {p.dtype for p in half.engine.model.parameters()} == {torch.bfloat16}
@@ -235,7 +235,7 @@ def test_bf16_weights_decode_as_fp32_does(reverse_run, labelled_runs, monkeypatc
 def test_bf16_without_native_bf16_says_so_and_runs_fp32(monkeypatch, capsys):
     import torch
 
-    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("rnnkit.nn.device.cpu_has_bf16", lambda: False)
     run = rnnkit.load(LM_RUN, precision="bf16")
     assert {p.dtype for p in run.engine.model.parameters()} == {torch.float32}
     assert "no native bf16" in capsys.readouterr().err

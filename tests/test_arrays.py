@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.arrays import NUMPY, TorchArrays, namespace
-from rnnkit.search import Sampling, beam_search, greedy, reorder_state, sample, sample_stream
+from rnnkit.decoding.arrays import NUMPY, namespace
+from rnnkit.decoding.search import (
+    Sampling,
+    beam_search,
+    greedy,
+    reorder_state,
+    sample,
+    sample_stream,
+)
+from rnnkit.decoding.torch_arrays import TorchArrays
 
 TORCH = TorchArrays("cpu")
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from test_layers import RAGGED, VARIANTS, as_tuple, scalar_loss
 
-from rnnkit.config import config_from_dict
 from rnnkit.errors import UserError
 from rnnkit.nn.gemm import Linear, affine, linear
+from rnnkit.tasks.registry import config_from_dict
 
 INPUT, HIDDEN, STEPS, BATCH = 4, 5, 6, 3
 

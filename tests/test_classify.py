@@ -14,14 +14,14 @@ import torch
 
 import rnnkit
 from rnnkit.cli import main
-from rnnkit.config import ModelConfig, load_config
-from rnnkit.data.padding import pad_ids
-from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.data.shuffle import pad_ids
 from rnnkit.models.pooling import AttentionPooling, last_pool, max_pool, mean_pool
-from rnnkit.rundir import load_tensors
-from rnnkit.tasks import TASKS
-from rnnkit.training import train
+from rnnkit.runs.rundir import load_tensors
+from rnnkit.tasks import registry
+from rnnkit.tasks.classify.model import SequenceClassifier
+from rnnkit.tasks.registry import load_config
 from rnnkit.training.distributed import SINGLE_PROCESS
+from rnnkit.workflows.train import train
 
 # -- pooling ------------------------------------------------------------------------------------
 H = torch.tensor(
@@ -30,6 +30,8 @@ H = torch.tensor(
         [[7.0, 1.0, -1.0, 2.0], [100.0, 100.0, 100.0, 100.0], [100.0, 100.0, 100.0, 100.0]],
     ]
 )  # (2, 3, 4)
+
+ModelConfig = registry.section("model")
 LENGTHS = torch.tensor([3, 1])  # row 1 is padded after its first step (the 100s)
 
 
@@ -151,7 +153,7 @@ def collate_texts(tokenizers, texts: list[str]) -> tuple[torch.Tensor, torch.Ten
 @pytest.mark.toy
 def test_a_loaded_run_predicts_as_the_model_in_memory(count_run):
     run = rnnkit.load(count_run)
-    kind = TASKS["classify"]
+    kind = registry.get("classify").trainer_side()
     fresh = kind.build_vocabularies(run.cfg, kind.read_data(run.cfg))  # rebuilt from the data
     memory = kind.build_model(run.cfg, fresh).eval()
     memory.load_state_dict(load_tensors(count_run / "model.safetensors"))
@@ -259,7 +261,7 @@ def test_pretrained_vectors_fill_and_freeze_the_embedding(tmp_path, capsys):
 
 
 def test_word_dropout_feeds_unk_in_place_of_the_words(tmp_path):
-    kind, fed = TASKS["classify"], {}
+    kind, fed = registry.get("classify").trainer_side(), {}
     for alpha in ("0", "1000000000.0"):  # every word's alpha / (alpha + count) is ~1
         cfg = count_config(tmp_path, f"model.word_dropout={alpha}")
         data = kind.read_data(cfg)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.config import Config, config_from_dict, load_config
 from rnnkit.errors import UserError
+from rnnkit.tasks import registry
+from rnnkit.tasks.registry import config_from_dict, load_config
+
+Config = registry.config_class()
 
 
 def test_a_saved_config_reads_back_unchanged():

@@ -13,9 +13,10 @@ import yaml
 
 import rnnkit
 from rnnkit.cli import main
-from rnnkit.config import CONFIG_VERSION, load_config, run_config
+from rnnkit.config import CONFIG_VERSION, run_config
 from rnnkit.errors import UserError
-from rnnkit.rundir import RunDir
+from rnnkit.runs.rundir import RunDir
+from rnnkit.tasks.registry import load_config
 
 FIXTURE_RUN = Path(__file__).parent / "fixtures" / "lm-run-v1"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.config import DataConfig
 from rnnkit.data.labelled import (
     LabelledText,
     LabelVocabulary,
@@ -20,6 +19,9 @@ from rnnkit.data.labelled import (
 )
 from rnnkit.data.splits import read_splits
 from rnnkit.errors import UserError
+from rnnkit.tasks import registry
+
+DataConfig = registry.section("data")
 
 CONLLU = """# newdoc id = x
 # text = I don't know.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
 from rnnkit.errors import UserError
-from rnnkit.models.language_model import RNNLanguageModel
+from rnnkit.tasks import registry
+from rnnkit.tasks.lm.model import RNNLanguageModel
+
+ModelConfig = registry.section("model")
 
 VOCAB = 11
 
@@ -54,7 +56,7 @@ def test_windows_with_carried_state_equal_one_long_sequence(cell, variant):
 
 
 def test_detached_state_stops_the_gradient_at_the_window():
-    from rnnkit.tasks.lm import detach_state
+    from rnnkit.tasks.lm.training import detach_state
 
     model = make_model()
     tokens = torch.randint(VOCAB, (2, 10))

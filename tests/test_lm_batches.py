@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.data.lm_batches import SentenceBatches, StreamBatches
+from rnnkit.tasks.lm.batches import SentenceBatches, StreamBatches
 
 
 def test_stream_rows_windows_and_shift():

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnkit.config import load_config
-from rnnkit.data.long_range import (
+from rnnkit.models.recurrent import init_recurrent
+from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.tasks.long_range.data import (
     BLANK,
     COPY_LENGTH,
     DELIMITER,
@@ -21,9 +22,8 @@ from rnnkit.data.long_range import (
     copy_task,
     generator,
 )
-from rnnkit.models.recurrent import init_recurrent
-from rnnkit.nn import GRU, LSTM, RNN
-from rnnkit.training import train
+from rnnkit.tasks.registry import load_config
+from rnnkit.workflows.train import train
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -22,8 +22,8 @@ from conftest import LM_RUN, small_run
 import rnnkit
 from rnnkit.cli import main
 from rnnkit.export.onnx_export import MANIFEST_VERSION, export_onnx
-from rnnkit.models.seq2seq import state_parts
-from rnnkit.models.tagger import CharBatch
+from rnnkit.tasks.tag.model import CharBatch
+from rnnkit.tasks.translate.model import state_parts
 
 SHAPES = [(b, t) for b in (1, 3, 7) for t in (1, 9, 23)]
 

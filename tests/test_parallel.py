@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.data.parallel import PairBatches, filter_pairs, read_parallel, source_batches
 from rnnkit.errors import UserError
+from rnnkit.tasks.translate.data import PairBatches, filter_pairs
+from rnnkit.tasks.translate.pairs import read_parallel
+from rnnkit.tasks.translate.run import source_batches
 
 PAD, BOS, EOS = 0, 3, 2
 

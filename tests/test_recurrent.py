@@ -8,13 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
-from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.models.language_model import RNNLanguageModel
-from rnnkit.models.long_range import LongRangeModel
-from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.models.tagger import SequenceTagger
 from rnnkit.nn import LSTM, RNN
+from rnnkit.tasks import registry
+from rnnkit.tasks.classify.model import SequenceClassifier
+from rnnkit.tasks.lm.model import RNNLanguageModel
+from rnnkit.tasks.long_range.model import LongRangeModel
+from rnnkit.tasks.tag.model import SequenceTagger
+from rnnkit.tasks.translate.model import Seq2Seq
+
+ModelConfig = registry.section("model")
 
 SMALL = ModelConfig(embedding_size=6, hidden_size=8, num_layers=2, cell="lstm", attention="general")
 

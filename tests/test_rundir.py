@@ -15,9 +15,9 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from rnnkit import rundir
 from rnnkit.errors import UserError
-from rnnkit.rundir import (
+from rnnkit.runs import rundir
+from rnnkit.runs.rundir import (
     RunDir,
     atomic_write_bytes,
     atomic_write_text,

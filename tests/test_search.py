@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from rnnkit.search import (
+from rnnkit.decoding.search import (
     beam_search,
     block_repeated_ngrams,
     filter_logits,

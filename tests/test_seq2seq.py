@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
+from rnnkit.decoding.search import beam_search, greedy
 from rnnkit.errors import UserError
-from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.search import beam_search, greedy
+from rnnkit.tasks import registry
+from rnnkit.tasks.translate.model import Seq2Seq
+
+ModelConfig = registry.section("model")
 
 V_SRC, V_TGT, PAD, BOS, EOS = 13, 11, 0, 3, 2
 

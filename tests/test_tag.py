@@ -12,21 +12,23 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.api import tag
-from rnnkit.api.engine import TorchEngine
 from rnnkit.cli import main
-from rnnkit.config import ModelConfig, load_config
 from rnnkit.data.labelled import LabelVocabulary, read_conllu
 from rnnkit.data.tokenizers import PAD, UNK, CharTokenizer, Vocabulary, WordTokenizer
-from rnnkit.models.tagger import SequenceTagger
-from rnnkit.rundir import load_tensors
-from rnnkit.tasks import TASKS
-from rnnkit.training import train
+from rnnkit.decoding.engine import TorchEngine
+from rnnkit.runs.rundir import load_tensors
+from rnnkit.tasks import registry
+from rnnkit.tasks.registry import load_config
+from rnnkit.tasks.tag import run as tag
+from rnnkit.tasks.tag.model import SequenceTagger
 from rnnkit.training.distributed import SINGLE_PROCESS
+from rnnkit.workflows.train import train
 
 UD_TEST = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "ud-en" / "en_ewt-ud-test.conllu"
 )
+
+ModelConfig = registry.section("model")
 
 
 def test_collate_spells_each_distinct_word_once():
@@ -70,10 +72,12 @@ def test_padding_does_not_change_a_sentences_tags(cell):
     words, lengths, _, chars = tag.collate(
         [_encoded([4, 5, 6], [[2, 3], [4], [5, 6, 7]]), _encoded([7], [[3, 3, 3, 3]])], pad=0
     )
-    logits = engine.tag(words, lengths, chars)
+    logits = engine.call("forward", words, lengths, chars)
     assert logits.shape == (2, 3, 4)
     alone = tag.collate([_encoded([7], [[3, 3, 3, 3]])], pad=0)
-    assert torch.allclose(logits[1, :1], engine.tag(alone[0], alone[1], alone[3])[0], atol=1e-6)
+    assert torch.allclose(
+        logits[1, :1], engine.call("forward", alone[0], alone[1], alone[3])[0], atol=1e-6
+    )
 
 
 def _encoded(words: list[int], chars: list[list[int]]) -> tag.EncodedSentence:
@@ -149,7 +153,7 @@ def parity_run(parity, parity_seed) -> Path:
 
 
 def test_word_dropout_feeds_unk_in_place_of_words_but_keeps_their_spelling(parity):
-    kind = TASKS["tag"]
+    kind = registry.get("tag").trainer_side()
     batches = {}
     for alpha in ("0", "1000000000.0"):  # every word's alpha / (alpha + count) is ~1
         cfg = tag_config(parity, "wd", "model.char_features=true", f"model.word_dropout={alpha}")
@@ -191,7 +195,7 @@ def test_char_features_tag_unseen_words_above_95_percent(
 @pytest.mark.toy
 def test_a_loaded_run_tags_as_the_model_in_memory(parity_run):
     run = rnnkit.load(parity_run)
-    kind = TASKS["tag"]
+    kind = registry.get("tag").trainer_side()
     fresh = kind.build_vocabularies(run.cfg, kind.read_data(run.cfg))
     memory = kind.build_model(run.cfg, fresh).eval()
     memory.load_state_dict(load_tensors(parity_run / "model.safetensors"))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from rnnkit.data.textio import iter_lines, read_lines, read_text, split_lines
 from rnnkit.errors import UserError
+from rnnkit.textio import iter_lines, read_lines, read_text, split_lines
 
 
 def _error(tmp_path, name: str, data: bytes | None) -> str:

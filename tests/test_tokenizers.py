@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.data.textio import read_text
 from rnnkit.data.tokenizers import (
     BOS,
     EOS,
@@ -21,6 +20,7 @@ from rnnkit.data.tokenizers import (
     load_tokenizer,
 )
 from rnnkit.errors import UserError
+from rnnkit.textio import read_text
 
 PTB_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "ptb.train.txt"
 

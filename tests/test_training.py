@@ -287,15 +287,15 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_bf16_training_on_a_cpu_without_native_bf16_says_so_and_trains_fp32(monkeypatch, capsys):
     import torch
 
-    from rnnkit.training.trainer import effective_precision
+    from rnnkit.nn.device import effective_precision
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("rnnkit.nn.device.cpu_has_bf16", lambda: False)
     assert effective_precision("bf16", cpu) == "fp32"
     assert "no native bf16" in capsys.readouterr().err
     assert effective_precision("fp32", cpu) == "fp32" and not capsys.readouterr().err
     assert effective_precision("bf16", torch.device("cuda")) == "bf16"
-    monkeypatch.setattr("rnnkit.training.trainer.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("rnnkit.nn.device.cpu_has_bf16", lambda: True)
     assert effective_precision("bf16", cpu) == "bf16" and not capsys.readouterr().err
 
 
@@ -303,13 +303,13 @@ def test_bf16_training_on_a_cpu_without_native_bf16_says_so_and_trains_fp32(monk
 def test_adam_runs_torchs_fused_kernel_and_steps_as_the_default_one_does(optimizer):
     import torch
 
-    from rnnkit.config import TrainConfig
+    from rnnkit.tasks.registry import section
     from rnnkit.training.trainer import make_optimizer
 
     torch.manual_seed(0)
     weights = [torch.randn(7, 5), torch.randn(5)]
     params = {kind: [w.clone().requires_grad_() for w in weights] for kind in ("fused", "loop")}
-    cfg = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=0.1)
+    cfg = section("train")(optimizer=optimizer, lr=0.01, weight_decay=0.1)
     fused = make_optimizer(cfg, [{"params": params["fused"]}])
     assert fused.param_groups[0]["fused"] is True
     reference = getattr(torch.optim, {"adam": "Adam", "adamw": "AdamW"}[optimizer])(

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.config import load_config
 from rnnkit.errors import UserError
-from rnnkit.rundir import RunDir, load_tensors
-from rnnkit.tasks import TASKS
-from rnnkit.transfer import transfer_from_lms
+from rnnkit.runs.rundir import RunDir, load_tensors
+from rnnkit.tasks import registry
+from rnnkit.tasks.registry import load_config
+from rnnkit.training.transfer import transfer_from_lms
+from rnnkit.workflows.train import open_language_model
 
 SMALL = ["model.embedding_size=8", "model.hidden_size=12", "train.progress=false"]
 
@@ -81,12 +82,13 @@ def classifier_cfg(corpus: Path, run: str, *overrides: str):
 
 def built(cfg):
     """A fresh model of ``cfg``, filled from the LMs it names; -> (model, vocabularies, lines)."""
-    kind = TASKS[cfg.task]
+    kind = registry.get(cfg.task).trainer_side()
     vocabularies = kind.build_vocabularies(cfg, kind.read_data(cfg))
     torch.manual_seed(0)
     model = kind.build_model(cfg, vocabularies)
     lines: list[str] = []
-    transfer_from_lms(cfg, kind.transfer_targets(cfg, model, vocabularies), lines.append)
+    targets = kind.transfer_targets(cfg, model, vocabularies)
+    transfer_from_lms(cfg, targets, open_language_model, lines.append)
     return model, vocabularies, lines
 
 
@@ -99,7 +101,7 @@ def test_transferred_weights_are_the_lms_row_by_row(corpus, lms):
     forward, backward = (
         load_tensors(lms[d] / "model.safetensors") for d in ("forward", "backward")
     )
-    lm_vocab = TASKS["lm"].load_vocabularies(lms["forward"]).vocab
+    lm_vocab = registry.get("lm").run_type.load_vocabularies(lms["forward"]).vocab
     ours = vocabularies.text.vocab
     matched = [t for t in ours.itos if t in lm_vocab.stoi]
     assert len(matched) > 50
@@ -114,7 +116,7 @@ def test_transferred_weights_are_the_lms_row_by_row(corpus, lms):
     assert len(lines) == 2 and "matched by token" in lines[0] and "(backward)" in lines[1]
     # the head is not touched: the same as a model built without transfer
     torch.manual_seed(0)
-    plain = TASKS["classify"].build_model(cfg, vocabularies)
+    plain = registry.get("classify").trainer_side().build_model(cfg, vocabularies)
     assert torch.equal(model.output.weight, plain.output.weight)
 
 
@@ -127,7 +129,7 @@ def test_unmatched_rows_and_extra_input_columns_keep_their_initialisation(corpus
     ])  # fmt: skip
     model, vocabularies, lines = built(cfg)
     torch.manual_seed(0)
-    plain = TASKS["tag"].build_model(cfg, vocabularies)
+    plain = registry.get("tag").trainer_side().build_model(cfg, vocabularies)
     forward = load_tensors(lms["forward"] / "model.safetensors")
     words = vocabularies.words.vocab
     assert torch.equal(
@@ -158,7 +160,7 @@ def test_translation_fills_encoder_and_decoder_input_feeding_columns_untouched(
     assert torch.equal(model.encoder.rnn.weight_hh_l0, forward["rnn.weight_hh_l0"])
     assert torch.equal(model.decoder.rnn.weight_ih_l0[:, :8], forward["rnn.weight_ih_l0"])
     torch.manual_seed(0)
-    plain = TASKS["translate"].build_model(cfg, _)
+    plain = registry.get("translate").trainer_side().build_model(cfg, _)
     assert torch.equal(model.decoder.rnn.weight_ih_l0[:, 8:], plain.decoder.rnn.weight_ih_l0[:, 8:])
     assert [line.split()[0] for line in lines] == [
         "model.encoder_init_from",
@@ -235,8 +237,8 @@ def test_frozen_encoder_stays_the_lms_and_gradual_unfreezing_goes_top_down(corpu
                      "model.freeze_encoder=true", "train.epochs=2")  # fmt: skip
     frozen = last_weights(corpus / "frozen")
     assert torch.equal(frozen["rnn.weight_hh_l0"], forward["rnn.weight_hh_l0"])
-    lm_vocab = TASKS["lm"].load_vocabularies(lms["forward"]).vocab
-    ours = TASKS["classify"].load_vocabularies(corpus / "frozen").text.vocab
+    lm_vocab = registry.get("lm").run_type.load_vocabularies(lms["forward"]).vocab
+    ours = registry.get("classify").run_type.load_vocabularies(corpus / "frozen").text.vocab
     word = next(t for t in ours.itos if t in lm_vocab.stoi and not t.startswith("<"))
     row, lm_row = ours.stoi[word], lm_vocab.stoi[word]
     assert torch.equal(frozen["embedding.weight"][row], forward["embedding.weight"][lm_row])
@@ -258,13 +260,15 @@ def test_frozen_encoder_stays_the_lms_and_gradual_unfreezing_goes_top_down(corpu
 
 
 def test_discriminative_rates_scale_each_encoder_depth(corpus, lms):
-    from rnnkit.transfer import parameter_groups
+    from rnnkit.training.transfer import parameter_groups
 
     cfg = classifier_cfg(corpus, "unused", f"model.init_from={lms['forward']}",
                          "train.discriminative_lr=2.0", "model.num_layers=1")  # fmt: skip
     model, vocabularies, _ = built(cfg)
     groups = parameter_groups(
-        model, TASKS["classify"].transfer_targets(cfg, model, vocabularies), cfg
+        model,
+        registry.get("classify").trainer_side().transfer_targets(cfg, model, vocabularies),
+        cfg,
     )
     assert [g["lr_scale"] for g in groups] == [1.0, 0.5, 0.25]  # head, layer 0, embedding
     assert groups[2]["params"] == [model.embedding.weight]
@@ -293,7 +297,7 @@ def test_pretraining_helps_on_a_synthetic_task(corpus, lms, toy_seed, toy_score)
 
 
 def test_an_lm_pretrains_on_the_text_of_a_labelled_file(tmp_path):
-    from rnnkit.tasks.lm import read_texts
+    from rnnkit.tasks.lm.training import read_texts
 
     (tmp_path / "train.txt").write_text("1\ta gripping film\n0 a dull one\n")
     rows = ("1\tThe\tthe\tDET\tDT", "2\tdog\tdog\tNOUN\tNN")
@@ -314,7 +318,7 @@ def test_an_lm_pretrains_on_the_text_of_a_labelled_file(tmp_path):
 
 
 def test_extra_text_joins_train_after_the_validation_split(tmp_path):
-    from rnnkit.tasks.lm import read_texts
+    from rnnkit.tasks.lm.training import read_texts
 
     (tmp_path / "own.txt").write_text("".join(f"1 own {i}\n" for i in range(10)))
     (tmp_path / "more.txt").write_text("more text\nand more\n")

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.api import load
-from rnnkit.config import TrainConfig, load_config
-from rnnkit.tasks.translate import reverse_task, teacher_forcing_ratio
-from rnnkit.training import train
+from rnnkit.tasks import registry
+from rnnkit.tasks.registry import load_config
+from rnnkit.tasks.translate.training import reverse_task, teacher_forcing_ratio
+from rnnkit.workflows.load import load
+from rnnkit.workflows.train import train
+
+TrainConfig = registry.section("train")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

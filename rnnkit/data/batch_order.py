@@ -6,16 +6,26 @@ rank takes every W-th batch and all ranks take the same number, so their all-red
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
+
+from rnnkit.config import COUNT, key
 
 T = TypeVar("T")
 
 
-def permutation(count: int, seed: int) -> list[int]:
-    """A random order of range(count), the same for the same seed."""
-    import torch  # here, not above: batching for decoding (an ONNX export) runs without it
+@dataclass
+class BatchKeys:
+    batch_size: int = key(20, **COUNT)
 
-    return torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+
+@dataclass
+class EvalBatchKeys:
+    eval_batch_size: int = key(10, **COUNT)
+
+
+Permute = Callable[[int, int], list[int]]  # (count, seed) -> an order of range(count)
 
 
 def rank_share(batches: list[T], rank: int, world_size: int) -> list[T]:
@@ -25,54 +35,55 @@ def rank_share(batches: list[T], rank: int, world_size: int) -> list[T]:
 
 
 def bucketed_batches(
-    lengths: list[int], batch_size: int, seed: int, shuffle: bool = True
+    lengths: list[int], batch_size: int, seed: int, permute: Permute | None = None
 ) -> list[list[int]]:
     """Indices of ``lengths`` cut into batches of similar length (bucketing).
 
-    Shuffled (``permutation(n, seed)``), cut into chunks of 100 batches, each chunk sorted by
-    length and split into batches, the batches shuffled again (seed + 1,000,003): little padding,
-    random order. Without ``shuffle``: input order, chunks sorted, batches in that order.
-    Callers pass seed + epoch so that any epoch can be rebuilt on resume.
+    Shuffled (``permute(n, seed)``, e.g. ``data.shuffle.permutation``), cut into chunks of 100
+    batches, each chunk sorted by length and split into batches, the batches shuffled again
+    (seed + 1,000,003): little padding, random order. Without ``permute``: input order, chunks
+    sorted, batches in that order (decoding, which runs without torch). Callers pass seed + epoch
+    so that any epoch can be rebuilt on resume.
     """
-    indices = permutation(len(lengths), seed) if shuffle else list(range(len(lengths)))
+    shuffle = permute is not None
+    indices = permute(len(lengths), seed) if shuffle else list(range(len(lengths)))
     chunk = 100 * batch_size
     batches = []
     for start in range(0, len(indices), chunk):
         part = sorted(indices[start : start + chunk], key=lambda i: lengths[i])
         batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     if shuffle:
-        batches = [batches[i] for i in permutation(len(batches), seed + 1_000_003)]
+        batches = [batches[i] for i in permute(len(batches), seed + 1_000_003)]
     return batches
 
 
 class BucketBatches:
     """The batches of example indices of every epoch: ``bucketed_batches`` of the examples'
     lengths (seeded by seed + epoch), this rank's share (``rank_share``); ``indices(epoch, k)``
-    is batch k of an epoch, rebuilt identically on resume. Without ``shuffle``, every epoch is
+    is batch k of an epoch, rebuilt identically on resume. Without ``permute``, every epoch is
     the same length-sorted order (evaluation)."""
 
     def __init__(
         self,
         lengths: list[int],
         batch_size: int,
-        shuffle: bool = True,
+        permute: Permute | None = None,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
         if not lengths:
             raise ValueError("no examples to batch")
-        self.lengths, self.batch_size, self.shuffle = lengths, max(1, batch_size), shuffle
+        self.lengths, self.batch_size, self.permute = lengths, max(1, batch_size), permute
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self._epoch: int | None = None
         self._batches: list[list[int]] = []
 
     def _order(self, epoch: int) -> list[list[int]]:
-        epoch = epoch if self.shuffle else 0
+        epoch = epoch if self.permute else 0
         if self._epoch != epoch:
-            batches = bucketed_batches(
-                self.lengths, self.batch_size, self.seed + epoch, self.shuffle
-            )
+            seed = self.seed + epoch
+            batches = bucketed_batches(self.lengths, self.batch_size, seed, self.permute)
             self._batches, self._epoch = rank_share(batches, self.rank, self.world_size), epoch
         return self._batches
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rnnkit.data.textio import iter_lines
 from rnnkit.data.tokenizers import Vocabulary
 from rnnkit.errors import UserError
+from rnnkit.textio import iter_lines
 
 _MISSING, _LOWERCASE, _EXACT = 0, 1, 2  # how a vocabulary row got its vector
 

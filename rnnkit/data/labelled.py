@@ -27,12 +27,14 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from ..atomic import atomic_write_text
-from ..errors import UserError
-from .textio import read_lines, read_text
+from rnnkit.atomic import atomic_write_text
+from rnnkit.config import key
+from rnnkit.errors import UserError
+from rnnkit.textio import read_lines, read_text
 
 LABELS_FILE = "labels.json"
 
@@ -55,6 +57,19 @@ class TaggedSentence(NamedTuple):
 
 FORMATS = ("auto", "text", "label_text", "csv", "conllu", "token_tag")  # data.format
 TAG_COLUMNS = {"upos": 3, "xpos": 4}  # data.tag_column -> its CoNLL-U column (0-based)
+
+
+@dataclass
+class FormatKeys:
+    """The file format (auto: .csv -> csv, .conllu -> conllu, otherwise the task's own: plain
+    text for lm, label_text for classify, token_tag for tag)."""
+
+    format: str = key("auto", choices=FORMATS)
+
+
+@dataclass
+class TextColumnKeys:
+    text_column: str = key("text")  # csv: the column that holds the text
 
 
 def resolve_format(fmt: str, path: str | Path, otherwise: str) -> str:

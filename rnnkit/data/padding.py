@@ -1,13 +1,12 @@
 """Padding: id lists of different lengths -> one (B, T) batch, the one place every task pads.
 
-``pad_array`` is numpy, so that decoding an ONNX export pads without torch; ``pad_ids`` is the
-same batch as a tensor, for training and the PyTorch models.
+``pad_array`` is numpy, so that decoding an ONNX export pads without torch; ``shuffle.pad_ids``
+is the same batch as a tensor, for training and the PyTorch models.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -18,18 +17,6 @@ def pad_array(rows: Sequence[Sequence[int]], pad: int) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
-
-
-def tensors(*arrays: np.ndarray) -> tuple[Any, ...]:
-    """numpy arrays -> torch tensors sharing their memory (torch is imported here, not above)."""
-    import torch
-
-    return tuple(torch.from_numpy(a) for a in arrays)
-
-
-def pad_ids(rows: Sequence[Sequence[int]], pad: int) -> Any:
-    """``pad_array`` as a torch long tensor (B, longest row)."""
-    return tensors(pad_array(rows, pad))[0]
 
 
 def pad_sources(

@@ -9,14 +9,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from ..errors import UserError
+from rnnkit.config import key
+from rnnkit.errors import UserError
 
 if TYPE_CHECKING:
-    from ..config import DataConfig
+    from rnnkit.config import DataConfig
 
 T = TypeVar("T")
+
+
+@dataclass
+class TextFileKeys:
+    """Where the text is: a training file (or the whole corpus, with valid_fraction), and
+    optional validation and test files."""
+
+    train: str | None = key(None)
+    valid: str | None = key(None)
+    test: str | None = key(None)
+    # without a valid file: the last fraction of train validates
+    valid_fraction: float = key(0.1, above=0, below=1)
 
 
 def hold_out(items: Sequence[T], fraction: float, name: str) -> tuple[list[T], list[T]]:

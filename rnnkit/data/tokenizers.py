@@ -24,14 +24,16 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sentencepiece as spm
 
 from rnnkit.atomic import atomic_write_bytes
-from rnnkit.data.textio import read_text, split_lines
+from rnnkit.config import COUNT, key
 from rnnkit.errors import UserError
+from rnnkit.textio import read_text, split_lines
 
 if TYPE_CHECKING:
     from rnnkit.config import DataConfig
@@ -43,6 +45,25 @@ BOS = "<bos>"
 
 TOKENIZER_FILE = "tokenizer.json"
 SUBWORD_MODEL_FILE = "tokenizer.model"
+TOKENIZERS = ("char", "word", "subword")  # data.tokenizer (TOKENIZER_KINDS holds each class)
+SUBWORD_MODELS = ("unigram", "bpe")  # data.subword_model: sentencepiece's model types
+
+
+@dataclass
+class TokenizerKeys:
+    """How text becomes tokens (``tokenizer_from_config``)."""
+
+    tokenizer: str = key("word", choices=TOKENIZERS)
+    max_size: int | None = key(None, **COUNT)  # vocabulary size, specials included
+    min_freq: int = key(1, **COUNT)
+    lowercase: bool = key(False)  # word
+    normalize: bool = key(False)  # word: Unicode NFKC before splitting
+
+
+@dataclass
+class SubwordKeys:
+    vocab_size: int = key(8000, **COUNT)  # subword
+    subword_model: str = key("unigram", choices=SUBWORD_MODELS)
 
 
 class Vocabulary:
@@ -292,7 +313,7 @@ class SubwordTokenizer(Tokenizer):
     """
 
     kind = "subword"
-    MODEL_TYPES = ("unigram", "bpe")
+    MODEL_TYPES = SUBWORD_MODELS
 
     def __init__(self, model: bytes) -> None:
         """model: the serialized sentencepiece model (the bytes of ``tokenizer.model``)."""

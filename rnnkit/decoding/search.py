@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import Array, namespace
-from .progress import progress
+from rnnkit.decoding.arrays import Array, namespace
+from rnnkit.progress import progress
 
 State = Array | tuple["State", ...] | list["State"] | None
 StepFn = Callable[[Array, State], tuple[Array, State]]

@@ -1,18 +1,7 @@
 """``rnnkit export RUN --format onnx --out DIR``: a trained run as ONNX graphs and a manifest.
 
-The graphs, every tensor batch-first, B, T and S free (any batch, any length):
-
-- lm, ``lm.onnx``: tokens (B, T) int64, lengths (B,) int64, h (L, B, H) [, c] -> logits
-  (B, T, V), h [, c]. The same graph reads a prompt (T tokens) and takes single steps (T = 1).
-- translate, ``encoder.onnx``: source (B, S) int64, lengths (B,) int64 -> keys (B, S, K),
-  mask (B, S) bool [, projected (B, S, A): the keys' attention projection], the decoder's first
-  state h (L, B, Hd) [, c]; and ``decoder_step.onnx``: tokens (B,) int64, h [, c]
-  [, feed (B, Hd): h~_{t-1}, with input feeding], keys, mask [, projected] -> log_probs (B, V),
-  h [, c], feed (B, Hd): h~_t, attention (B, S).
-- classify, ``classifier.onnx``: tokens (B, T), lengths (B,) -> logits (B, C).
-- tag, ``tagger.onnx``: words (B, T), lengths (B,) [, chars (U, W), char_lengths (U,),
-  char_index (B, T): the spelling of each distinct word, with character features] -> logits
-  (B, T, K).
+The graphs come from the run's task (``base.Task.graphs``: ``tasks/<task>/graphs.py``), every
+tensor batch-first, B, T and S free (any batch, any length).
 
 The recurrent layers are ONNX's native RNN / LSTM / GRU ops (``onnx_recurrent``); the rest is
 traced by ``torch.onnx.export`` (the TorchScript exporter: torch 2.13's dynamo exporter cannot
@@ -36,160 +25,13 @@ from typing import Any
 
 import onnx
 import torch
-from torch import Tensor, nn
 
-from ..errors import UserError
-from ..models.seq2seq import Memory, state_from_parts, state_parts
-from ..tasks import TASKS
-from .onnx_recurrent import OPSET, native_recurrent
+from rnnkit.errors import UserError
+from rnnkit.export.graphs import GraphSpec
+from rnnkit.export.onnx_recurrent import OPSET, native_recurrent
 
 MANIFEST_VERSION = 1
 FORMAT = "rnnkit-onnx"
-
-
-@dataclasses.dataclass
-class GraphSpec:
-    """One graph to export: the module, example inputs, and the names of its inputs, outputs
-    and free dimensions (``{name: {axis: "B"}}``)."""
-
-    file: str
-    module: nn.Module
-    inputs: dict[str, Tensor]
-    outputs: list[str]
-    axes: dict[str, dict[int, str]]
-
-
-def state_names(lstm: bool) -> list[str]:
-    return ["h", "c"] if lstm else ["h"]
-
-
-class Wrapper(nn.Module):
-    """A graph's forward around a model that it holds without registering it: the tracer then
-    writes the weights as constants (as a registered submodule, its parameters would meet the
-    native ops' symbolic function inside the trace, which torch 2.13's tracer cannot take)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.__dict__["model"] = model
-
-
-class LanguageModelGraph(Wrapper):
-    def forward(self, tokens: Tensor, lengths: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        logits, state = self.model(tokens, state_from_parts(state), lengths=lengths)
-        return (logits, *state_parts(state))
-
-
-class EncoderGraph(Wrapper):
-    def forward(self, source: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
-        memory, state = self.model.encode(source, lengths)
-        projected = () if memory.projected is None else (memory.projected,)
-        return (memory.keys, memory.mask, *projected, *state_parts(state))
-
-
-class DecoderStepGraph(Wrapper):
-    """One decoder step; the inputs are flat: tokens, the state's parts, [feed], keys, mask,
-    [projected], as ``decoder_inputs`` names them."""
-
-    def __init__(self, model: nn.Module, parts: int, feeding: bool, projected: bool) -> None:
-        super().__init__(model)
-        self.parts, self.feeding, self.projected = parts, feeding, projected
-
-    def forward(self, tokens: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
-        state, rest = rest[: self.parts], rest[self.parts :]
-        feed, rest = (rest[0], rest[1:]) if self.feeding else (None, rest)
-        keys, mask = rest[0], rest[1]
-        memory = Memory(keys, mask, rest[2] if self.projected else None)
-        decoder = self.model.decoder
-        feed, state, weights = decoder.step(tokens, state_from_parts(state), feed, memory)
-        log_probs = torch.log_softmax(decoder.logits(feed), dim=-1)
-        return (log_probs, *state_parts(state), feed, weights)
-
-
-class ClassifierGraph(Wrapper):
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        return self.model(tokens, lengths)
-
-
-class TaggerGraph(Wrapper):
-    def forward(self, words: Tensor, lengths: Tensor, *chars: Tensor) -> Tensor:
-        from ..models.tagger import CharBatch
-
-        return self.model(words, lengths, CharBatch(*chars) if chars else None)
-
-
-def example_tokens(batch: int = 2, steps: int = 3) -> tuple[Tensor, Tensor]:
-    """Ids (B, T) and ragged lengths (B,): any values; the graphs take any B and T."""
-    return torch.full((batch, steps), 3, dtype=torch.long), torch.tensor([steps, steps - 1])
-
-
-def is_lstm(layer: nn.Module) -> bool:
-    return isinstance(layer, nn.LSTM)
-
-
-def graph_specs(run: Any) -> list[GraphSpec]:
-    """What to export for a loaded run, by task."""
-    model, task = run.engine.model, run.task
-    tokens, lengths = example_tokens()
-    bt = {0: "B", 1: "T"}
-    if task == "lm":
-        layer = model.rnn
-        names = state_names(is_lstm(layer))
-        states = {n: torch.zeros(layer.num_layers, 2, layer.hidden_size) for n in names}
-        return [GraphSpec(
-            "lm.onnx", LanguageModelGraph(model), {"tokens": tokens, "lengths": lengths, **states},
-            ["logits", *[n + "_out" for n in names]],
-            {"tokens": bt, "lengths": {0: "B"}, "logits": bt, **{n: {1: "B"} for n in names + [
-                n + "_out" for n in names]}},
-        )]  # fmt: skip
-    if task == "translate":
-        return translate_specs(model, tokens, lengths)
-    if task == "classify":
-        return [GraphSpec("classifier.onnx", ClassifierGraph(model),
-                          {"tokens": tokens, "lengths": lengths}, ["logits"],
-                          {"tokens": bt, "lengths": {0: "B"}, "logits": {0: "B"}})]  # fmt: skip
-    if task == "tag":
-        inputs = {"words": tokens, "lengths": lengths}
-        axes = {"words": bt, "lengths": {0: "B"}, "logits": bt}
-        if model.char_features:
-            inputs |= {"chars": torch.full((4, 5), 3), "char_lengths": torch.tensor([5, 1, 2, 3]),
-                       "char_index": torch.tensor([[0, 1, 2], [3, 0, 1]])}  # fmt: skip
-            axes |= {"chars": {0: "U", 1: "W"}, "char_lengths": {0: "U"}, "char_index": bt}
-        return [GraphSpec("tagger.onnx", TaggerGraph(model), inputs, ["logits"], axes)]
-    raise UserError(f"export: task {task!r} has no ONNX export (lm, translate, classify, tag)")
-
-
-def translate_specs(model: nn.Module, source: Tensor, lengths: Tensor) -> list[GraphSpec]:
-    decoder = model.decoder
-    names = state_names(is_lstm(decoder.rnn))
-    with torch.no_grad():
-        memory, state = model.encode(source, lengths)
-    projected = memory.projected is not None
-    memory_names = ["keys", "mask"] + (["projected"] if projected else [])
-    bs = {0: "B", 1: "S"}
-    encoder = GraphSpec(
-        "encoder.onnx", EncoderGraph(model), {"source": source, "lengths": lengths},
-        [*memory_names, *names],
-        {"source": bs, "lengths": {0: "B"}, **{n: bs for n in memory_names},
-         **{n: {1: "B"} for n in names}},
-    )  # fmt: skip
-    step_inputs: dict[str, Tensor] = {"tokens": source[:, 0]}
-    step_inputs |= dict(zip(names, state_parts(state), strict=True))
-    if decoder.input_feeding:
-        step_inputs["feed"] = torch.zeros(source.shape[0], decoder.rnn.hidden_size)
-    step_inputs |= dict(zip(memory_names, [t for t in memory if t is not None], strict=True))
-    outputs = ["log_probs", *[n + "_out" for n in names], "feed_out", "attention"]
-    axes = {"tokens": {0: "B"}, **{n: {1: "B"} for n in names + [n + "_out" for n in names]},
-            "feed": {0: "B"}, "feed_out": {0: "B"}, **{n: bs for n in memory_names},
-            "log_probs": {0: "B"}, "attention": bs}  # fmt: skip
-    step = GraphSpec(
-        "decoder_step.onnx",
-        DecoderStepGraph(model, len(names), decoder.input_feeding, projected),
-        step_inputs,
-        outputs,
-        axes,
-    )
-    return [encoder, step]
-
 
 DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64",
           onnx.TensorProto.BOOL: "bool", onnx.TensorProto.INT32: "int32"}  # fmt: skip
@@ -243,12 +85,14 @@ def export_onnx(run: Any, out: str | Path, overwrite: bool = False) -> Path:
     model = run.engine.model.float().cpu().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    specs = graph_specs(run)
+    specs = run.spec.graph_specs(run)
+    if not specs:
+        raise UserError(f"export: task {run.task!r} has no ONNX export")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         folder = Path(tmp) / "export"
         folder.mkdir()
-        for name in (*TASKS[run.task].run_files, "config.yaml"):
+        for name in (*run.spec.run_files, "config.yaml"):
             source = run.path / name
             if source.is_dir():
                 shutil.copytree(source, folder / name)

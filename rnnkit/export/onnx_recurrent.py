@@ -38,8 +38,8 @@ import torch
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 from torch import Tensor
 
-from ..errors import UserError
-from ..nn.layers import RecurrentLayer
+from rnnkit.errors import UserError
+from rnnkit.nn.layers import RecurrentLayer
 
 OPSET = 17  # the ONNX opset of every graph rnnkit writes
 # torch's gate order -> ONNX's, as chunk indices of the stacked weights.

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..nn.gemm import Linear, affine
+from rnnkit.nn.gemm import Linear, affine
 
 SCORES = ("dot", "general", "concat", "additive")
 

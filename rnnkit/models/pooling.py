@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..nn.gemm import Linear
+from rnnkit.nn.gemm import Linear
 
 POOLINGS = ("last", "mean", "max", "attention")
 

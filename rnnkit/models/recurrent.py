@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..errors import UserError
-from ..nn import GRU, LSTM, RNN
-from ..nn.cells import init_chrono
+from rnnkit.config import ModelConfig
+from rnnkit.errors import UserError
+from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn.cells import init_chrono
 
 # model.cell -> the layer, given (cfg, input size, hidden size, the keywords every cell takes);
 # each gets only the variant keys that belong to it.
@@ -22,7 +22,17 @@ CELLS: dict[str, Callable[..., nn.Module]] = {
     ),
     "gru": lambda cfg, i, h, common: GRU(i, h, reset=cfg.reset, gate=cfg.gate, **common),
 }
-RECURRENT_INITS = ("default", "orthogonal", "identity", "chrono")  # model.recurrent_init
+
+RNNState = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM: (L*D, B, H) each
+
+
+def state_parts(state: RNNState) -> tuple[Tensor, ...]:
+    """h, or (h, c) for an LSTM, as a tuple."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def state_from_parts(parts: tuple[Tensor, ...]) -> RNNState:
+    return parts if len(parts) > 1 else parts[0]
 
 
 def build_recurrent(

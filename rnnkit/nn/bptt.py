@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, sum_biases
-from .gemm import linear
+from rnnkit.nn.cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, sum_biases
+from rnnkit.nn.gemm import linear
 
 
 def _project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:

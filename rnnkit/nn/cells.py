@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .gemm import affine
+from rnnkit.nn.gemm import affine
 
 State = tuple[Tensor, ...]
 

@@ -33,10 +33,10 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import bptt as handwritten
-from .cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, init_forget_bias
-from .dropout import dropout as apply_dropout
-from .recurrence import run_direction, run_stack
+from rnnkit.nn import bptt as handwritten
+from rnnkit.nn.cells import CellWeights, GRUStep, LSTMStep, RNNStep, State, Step, init_forget_bias
+from rnnkit.nn.dropout import dropout as apply_dropout
+from rnnkit.nn.recurrence import run_direction, run_stack
 
 Hidden = Tensor | tuple[Tensor, Tensor]
 

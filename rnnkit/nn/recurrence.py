@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .cells import CellWeights, State, Step
-from .dropout import dropout as apply_dropout
+from rnnkit.nn.cells import CellWeights, State, Step
+from rnnkit.nn.dropout import dropout as apply_dropout
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:

@@ -48,10 +48,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
-from .atomic import atomic_write_bytes, atomic_write_text, fsync_dir, temp_sibling
-from .data.textio import read_text
-from .data.tokenizers import SUBWORD_MODEL_FILE, TOKENIZER_FILE
-from .errors import UserError
+from rnnkit.atomic import atomic_write_bytes, atomic_write_text, fsync_dir, temp_sibling
+from rnnkit.config import read_yaml
+from rnnkit.textio import read_text
+from rnnkit.errors import UserError
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
@@ -73,8 +73,6 @@ _RUN_ENTRIES = (
     MODEL_FILE,
     METRICS_FILE,
     METRICS_CSV_FILE,
-    TOKENIZER_FILE,
-    SUBWORD_MODEL_FILE,
     CONFIG_FILE,
 )
 # safetensors metadata key: {name: the stored name whose tensor it is} (tied weights).
@@ -306,12 +304,7 @@ class RunDir:
     def load_config(self) -> dict[str, Any]:
         """config.yaml as a dict; UserError naming the file if it is unreadable or not a mapping."""
         path = self.file(CONFIG_FILE)
-        try:
-            tree = yaml.safe_load(read_text(path))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', None)})") from None
+        tree = read_yaml(path, missing="no such file")
         if not isinstance(tree, dict):
             raise UserError(f"{path}: not a YAML mapping of config sections")
         return tree

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UserError
+from rnnkit.errors import UserError
 
 
 class Busy(Exception):

@@ -1,7 +1,10 @@
-"""The typed requests and responses of ``rnnkit serve`` (pydantic), with the parameter names of
-``rnnkit.load``'s methods. Requests are built per server (``request_models``): each cap of
-``Limits`` is a bound in the schema, and ``model`` may only name a run served for that task."""
+"""The typed requests and responses of ``rnnkit serve`` (pydantic) that every endpoint shares:
+errors, health, the model list, and the request body base (``Body``) with its field types.
+Each task's endpoints (``tasks/<task>/endpoints.py``) define their own bodies with the
+parameter names of ``rnnkit.load``'s methods; a body is built per server, since each cap of
+``Limits`` is a bound in its schema and ``model`` may only name a run served for it."""
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -14,8 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..api.lm import FINISH_REASONS
-from .limits import Limits
+from rnnkit.serve.limits import Limits
 
 SEED_MAX = 2**53  # the largest integer every JSON reader (JavaScript's included) keeps exact
 # A character Python's str.split() does not split at (str.isspace), spelled out: JSON Schema's
@@ -84,75 +86,6 @@ class ModelList(BaseModel):
     limits: dict[str, float] = Field(description="the server's caps (rnnkit serve --help)")
 
 
-class GenerationOut(BaseModel):
-    prompt: str
-    text: str = Field(description="the prompt and its completion")
-    completion: str
-    token_ids: list[int]
-    finish_reason: Literal[tuple(FINISH_REASONS)]  # type: ignore[valid-type]
-    prompt_index: int
-    sample_index: int
-    score: float | None = Field(description="beam search: length-normalised log-probability")
-
-
-class GenerateResponse(BaseModel):
-    model: str
-    generations: list[GenerationOut]
-
-
-class TextScoreOut(BaseModel):
-    text: str
-    loss: float = Field(description="mean negative log-likelihood per token, nats")
-    ppl: float
-    tokens: int
-
-
-class ScoreResponse(BaseModel):
-    model: str
-    scores: list[TextScoreOut]
-
-
-class HypothesisOut(BaseModel):
-    text: str
-    score: float
-    token_ids: list[int]
-
-
-class AttentionOut(BaseModel):
-    weights: list[list[float]] = Field(description="weights[i][j]: target token i on source j")
-    source_tokens: list[str]
-    target_tokens: list[str]
-
-
-class TranslationOut(BaseModel):
-    source: str
-    text: str
-    hypotheses: list[HypothesisOut]
-    attention: AttentionOut | None
-
-
-class TranslateResponse(BaseModel):
-    model: str
-    translations: list[TranslationOut]
-
-
-class LabelOut(BaseModel):
-    text: str
-    label: str
-    probabilities: dict[str, float]
-
-
-class TaggedOut(BaseModel):
-    tokens: list[str]
-    tags: list[str]
-
-
-class PredictResponse(BaseModel):
-    model: str
-    task: Literal["classify", "tag"]
-    predictions: list[LabelOut] | list[TaggedOut]
-
-
 # -- requests, shaped by the limits and the served models ------------------------------------
 def alternatives_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """A body's ``alternatives`` in its schema: exactly one of them is required."""
@@ -160,115 +93,51 @@ def alternatives_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
         schema["oneOf"] = [{"required": [n]} for n in model.alternatives]
 
 
-def request_models(
-    limits: Limits, names: dict[str, list[str]], source_chars: int | None = None
-) -> dict[str, type[BaseModel]]:
-    """The request body of each endpoint whose task has a served run: ``{"generate": ...}``.
-    ``names``: the served runs' names per task; ``source_chars``: the longest sentence every
-    served translation run takes (a token has at least one character, so a sentence of at most
-    ``decode.max_source_length`` - 1 characters always fits)."""
-    Text = Annotated[str, StringConstraints(max_length=limits.input_chars)]
-    Texts = Annotated[list[Text], Field(min_length=1, max_length=limits.inputs)]
-    # What is scored or labelled holds at least one token: a character that is not a space.
-    Worded = Annotated[str, StringConstraints(max_length=limits.input_chars, pattern=NOT_A_SPACE)]
-    Passages = Annotated[list[Worded], Field(min_length=1, max_length=limits.inputs)]
-    Beam = Int(ge=1, le=limits.beam)
+class Body(Closed):
+    """A request; ``alternatives``: fields of which it gives exactly one (prompt or prompts),
+    checked here and said in the schema."""
 
-    def model_name(*tasks: str) -> Any:
-        """The ``model`` field: one of the runs served for these tasks; optional if only one."""
-        served = tuple(n for t in tasks for n in names.get(t, []))
-        if len(served) == 1:
-            return Annotated[Literal[served] | None, Field(None, description="the only run")]
-        return Annotated[Literal[served], Field(description="the run to use")]
+    model_config = ConfigDict(json_schema_extra=alternatives_schema)
+    alternatives: ClassVar[tuple[str, ...]] = ()
+    model: Any = None
 
-    class Body(Closed):
-        """A request; ``alternatives``: fields of which it gives exactly one (prompt or
-        prompts), checked here and said in the schema."""
+    @model_validator(mode="after")
+    def exactly_one_alternative(self):
+        given = [n for n in self.alternatives if getattr(self, n) is not None]
+        if self.alternatives and len(given) != 1:
+            names = " or ".join(self.alternatives)
+            raise ValueError(f"give {names}, not both and not neither")
+        return self
 
-        model_config = ConfigDict(json_schema_extra=alternatives_schema)
-        alternatives: ClassVar[tuple[str, ...]] = ()
-        model: Any = None
+    def inputs(self) -> list[str]:
+        raise NotImplementedError
 
-        @model_validator(mode="after")
-        def exactly_one_alternative(self):
-            given = [n for n in self.alternatives if getattr(self, n) is not None]
-            if self.alternatives and len(given) != 1:
-                names = " or ".join(self.alternatives)
-                raise ValueError(f"give {names}, not both and not neither")
-            return self
+    def rows_per_input(self) -> int:
+        return 1
 
-        def inputs(self) -> list[str]:
-            raise NotImplementedError
 
-        def rows_per_input(self) -> int:
-            return 1
+def model_name(served: Sequence[str]) -> Any:
+    """The ``model`` field: one of the runs served for an endpoint; optional if only one."""
+    served = tuple(served)
+    if len(served) == 1:
+        return Annotated[Literal[served] | None, Field(None, description="the only run")]
+    return Annotated[Literal[served], Field(description="the run to use")]
 
-    models: dict[str, type[BaseModel]] = {}
-    if names.get("lm"):
 
-        class GenerateRequest(Body):
-            """``prompt`` or ``prompts``. With ``beam`` > 1: beam search, the
-            min(num_samples, beam) best beams of each prompt (a stream then sends each row's
-            text in one ``token`` event, then ``done``)."""
+def texts(limits: Limits) -> Any:
+    """A list of inputs, each at most ``input_chars`` long."""
+    return Annotated[list[text(limits)], Field(min_length=1, max_length=limits.inputs)]
 
-            alternatives = ("prompt", "prompts")
-            model: model_name("lm")
-            prompt: Text = None
-            prompts: Texts = None
-            max_new_tokens: Int(ge=1, le=limits.max_new_tokens) = min(100, limits.max_new_tokens)
-            temperature: Float(ge=0, le=100, description="0: greedy") = 1.0
-            top_k: Int(ge=0, le=1_000_000, description="0: off") = 0
-            top_p: Float(gt=0, le=1, description="1: off") = 1.0
-            seed: Int(ge=0, le=SEED_MAX) | None = None
-            num_samples: Int(ge=1, le=limits.num_samples) = 1
-            beam: Beam = 1
-            stop_at_eos: Bool = False
-            stream: Bool = Field(False, description="answer with Server-Sent Events")
 
-            def inputs(self) -> list[str]:
-                return [self.prompt] if self.prompt is not None else list(self.prompts)
+def text(limits: Limits, chars: int | None = None) -> Any:
+    return Annotated[str, StringConstraints(max_length=chars or limits.input_chars)]
 
-            def rows_per_input(self) -> int:
-                return min(self.num_samples, self.beam) if self.beam > 1 else self.num_samples
 
-        class ScoreRequest(Body):
-            model: model_name("lm")
-            texts: Passages
+def passages(limits: Limits) -> Any:
+    """Inputs that hold at least one token: a character that is not a space."""
+    worded = Annotated[str, StringConstraints(max_length=limits.input_chars, pattern=NOT_A_SPACE)]
+    return Annotated[list[worded], Field(min_length=1, max_length=limits.inputs)]
 
-            def inputs(self) -> list[str]:
-                return self.texts
 
-        models["generate"], models["score"] = GenerateRequest, ScoreRequest
-    if names.get("translate"):
-        chars = min(limits.input_chars, source_chars or limits.input_chars)
-        Source = Annotated[str, StringConstraints(max_length=chars)]
-
-        class TranslateRequest(Body):
-            """The n best of each sentence (at most the beam), best first."""
-
-            model: model_name("translate")
-            sentences: Annotated[list[Source], Field(min_length=1, max_length=limits.inputs)]
-            beam: Beam | None = Field(None, description="default: the run's decode.beam_size")
-            n_best: Beam = Field(1, description="at most the beam")
-            attention: Bool = False
-            length_penalty: Float(ge=0, le=10) | None = None
-
-            def inputs(self) -> list[str]:
-                return self.sentences
-
-        models["translate"] = TranslateRequest
-    if names.get("classify") or names.get("tag"):
-
-        class PredictRequest(Body):
-            """``texts`` or ``sentences`` (the same: tag splits them at spaces)."""
-
-            alternatives = ("texts", "sentences")
-            model: model_name("classify", "tag")
-            texts: Passages = None
-            sentences: Passages = None
-
-            def inputs(self) -> list[str]:
-                return self.texts if self.texts is not None else self.sentences
-
-        models["predict"] = PredictRequest
-    return models
+def beam(limits: Limits) -> Any:
+    return Int(ge=1, le=limits.beam)

@@ -1,26 +1,7 @@
-"""Tasks: how each kind of data meets a model, the trainer and ``rnnkit.load``.
+"""Tasks: one folder each (``lm``, ``translate``, ``classify``, ``tag``, ``long_range``), holding
+everything that is that task's: its config keys, data reading and vocabularies, model, training
+step and scores, loaded run (``rnnkit.load``), ONNX graphs and HTTP endpoints.
 
-``TASKS`` is the one registry: ``config.task`` names an entry, and nothing else switches on
-the name. ``base.py`` holds the interface every entry implements.
+``base.py`` is the interface (``Task``), ``registry.py`` the one list of tasks,
+``loaded.py`` and ``trainable.py`` what every task's loaded run and torch side share.
 """
-
-from __future__ import annotations
-
-from .base import Task
-from .classify import Classification
-from .lm import LanguageModelling
-from .long_range import Adding, Copy
-from .tag import Tagging
-from .translate import Translation
-
-TASKS: dict[str, Task] = {
-    task.name: task
-    for task in (
-        LanguageModelling(),
-        Translation(),
-        Adding(),
-        Copy(),
-        Classification(),
-        Tagging(),
-    )
-}

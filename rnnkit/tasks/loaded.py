@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import UserError
+from rnnkit.errors import UserError
 
 T = TypeVar("T")
 
@@ -36,27 +36,28 @@ def labelled_examples(run: LoadedRun, split: str, data: str | Path | None, read)
     split of the run's own data."""
     if data is not None:
         return read(run.cfg, data), str(data)
-    from ..tasks import TASKS  # the run's own splits: read as training reads them
-
-    splits = TASKS[run.task].read_data(run.cfg)
+    splits = run.spec.trainer_side().read_data(run.cfg)  # read as training reads them
     if split not in splits:
         raise UserError(f"{run.path}: the run has no {split} data; pass --data FILE")
     return splits[split], str(getattr(run.cfg.data, split) or run.cfg.data.train)
 
 
 class LoadedRun:
-    """A trained run, ready to use (``rnnkit.load``). Subclasses add the task's own methods
-    and name the ``tasks`` (``config.task``) they serve."""
+    """A trained run, ready to use (``rnnkit.load``): its task (``spec``, a ``base.Task``), its
+    directory, config, vocabularies and engine. Subclasses add the task's own methods, and the
+    ``graphs`` class by which an export's ONNX graphs stand in for the model
+    (``decoding.onnx_engine``)."""
 
-    tasks: tuple[str, ...] = ()
+    graphs: Any = None
 
     @staticmethod
     def load_vocabularies(directory: Path) -> Any:
         """The vocabularies a run (or an export) keeps in ``directory``; None: it has none."""
         return None
 
-    def __init__(self, path: Path, cfg: Any, vocabularies: Any, engine: Any) -> None:
-        self.path, self.cfg, self.vocabularies, self.engine = Path(path), cfg, vocabularies, engine
+    def __init__(self, spec: Any, path: Path, cfg: Any, vocabularies: Any, engine: Any) -> None:
+        self.spec, self.path, self.cfg = spec, Path(path), cfg
+        self.vocabularies, self.engine = vocabularies, engine
 
     @property
     def task(self) -> str:

@@ -1,63 +1,42 @@
-"""The Task interface: what every task (lm, translate, classify, tag, adding, copy) says about
-itself, so that training, loading, evaluation and diagnostics never switch on the task's name.
-
-A task declares its config keys (``config.key(..., tasks=...)``; ``config_keys()`` lists them)
-and the files it keeps in a run directory (``run_files``), and knows how to
+"""The torch side of a task (``base.Task.training``): ``TaskTraining`` is what every task's
+``training.py`` implements, so that training, loading and diagnostics never switch on a name:
 
     read_data(cfg)                      -> {split: examples}
     build_vocabularies(cfg, data)       -> its vocabularies (a named type; lm: one tokenizer)
-    save_vocabularies / load_vocabularies (run directory <-> vocabularies)
+    save_vocabularies(vocabularies, directory)  (``base.Task.run_type`` reads them back)
     build_model(cfg, vocabularies)      -> nn.Module (fresh weights; pretrained vectors copied in)
-    transfer_targets(cfg, model, vocabularies) -> what LM runs may fill (``transfer.py``)
+    transfer_targets(cfg, model, vocabularies) -> what LM runs may fill (``training/transfer.py``)
     training_task(cfg, vocabularies, model, data, device, env) -> what the trainer trains
-    loaded(path, cfg, vocabularies, engine) -> the ``rnnkit.load`` object, with the task's methods
+    test_metrics(training_task, data)   -> scores on the test split
+    diagnostic_batch / last_step_loss   (``rnnkit diagnose gradients``, where diagnosable)
 
-The registry is ``tasks.TASKS`` (name -> Task). ``evaluating(model)`` is here too, the eval
-mode every task's scoring runs in; splits are ``data.splits``, padding ``data.padding``.
+``evaluating(model)`` is here too, the eval mode every task's scoring runs in; splits are
+``data.splits``, padding ``data.padding``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..training.trainer import StatelessTask
+from rnnkit.training.trainer import StatelessTask
 
 if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
 
-    from ..config import Config
-    from ..data.tokenizers import Vocabulary
-    from ..nn.dropout import WordDropout
-    from ..training.distributed import Distributed
+    from rnnkit.config import Config
+    from rnnkit.data.tokenizers import Vocabulary
+    from rnnkit.nn.dropout import WordDropout
+    from rnnkit.training.distributed import Distributed
 
 
-class Task:
-    """One kind of run. Subclasses set ``name`` and ``run_files`` and implement the methods."""
+class TaskTraining:
+    """The torch side of one task; subclasses implement the methods and set ``training_class``."""
 
-    name: ClassVar[str]
-    run_files: ClassVar[tuple[str, ...]] = ()  # what a run directory holds besides the common
-    diagnosable: ClassVar[bool] = False  # one recurrent stack for ``rnnkit diagnose gradients``
     training_class: ClassVar[type]  # (cfg, vocabularies, model, data, device, env) -> the trainer's
-
-    @classmethod
-    def config_keys(cls) -> dict[str, list[str]]:
-        """Each config section's keys that apply to this task (declared in ``config.py``)."""
-        from ..config import SECTIONS, Config
-
-        cfg = Config(task=cls.name)
-        return {
-            section: [
-                f.name
-                for f in dataclasses.fields(getattr(cfg, section))
-                if cls.name in f.metadata.get("tasks", (cls.name,))
-            ]
-            for section in SECTIONS
-        }
 
     def read_data(self, cfg: Config) -> dict[str, Any]:
         raise NotImplementedError
@@ -67,13 +46,6 @@ class Task:
 
     def save_vocabularies(self, vocabularies: Any, directory: Path) -> None:
         raise NotImplementedError
-
-    def load_vocabularies(self, directory: Path) -> Any:
-        """What ``save_vocabularies`` wrote: read by the task's loaded-run type
-        (``api.RUN_TYPES``), which reads an ONNX export's vocabularies without torch."""
-        from ..api import RUN_TYPES
-
-        return RUN_TYPES[self.name].load_vocabularies(directory)
 
     def build_model(self, cfg: Config, vocabularies: Any) -> nn.Module:
         raise NotImplementedError
@@ -123,7 +95,7 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 def score_split(task: Any, evaluate: Callable[..., dict[str, Any]], split: str) -> dict[str, Any]:
     """A labelling task's scores on one of its splits: ``evaluate(engine, vocabularies,
     examples, name, batch_size)`` with the model in eval mode, errors naming the split's file."""
-    from ..api.engine import TorchEngine
+    from rnnkit.decoding.engine import TorchEngine
 
     with evaluating(task.model):
         return evaluate(
@@ -137,7 +109,7 @@ def score_split(task: Any, evaluate: Callable[..., dict[str, Any]], split: str) 
 
 def word_dropout(cfg: Config, sequences: list[list[int]], vocab: Vocabulary) -> WordDropout | None:
     """``model.word_dropout`` over the training ids ``sequences`` of ``vocab`` (None when 0)."""
-    from ..nn.dropout import WordDropout
+    from rnnkit.nn.dropout import WordDropout
 
     alpha = cfg.model.word_dropout
     if alpha == 0:

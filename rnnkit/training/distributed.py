@@ -17,8 +17,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import UserError
-
 
 @dataclass(frozen=True)
 class Distributed:
@@ -85,17 +83,3 @@ def barrier(env: Distributed) -> None:
 def teardown_distributed(env: Distributed) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def select_device(spec: str, env: Distributed = SINGLE_PROCESS) -> torch.device:
-    """``auto``: this rank's GPU when CUDA is there, else the CPU."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"train.device: {spec} asked for, but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", env.local_rank)
-        torch.cuda.set_device(device)
-    return device

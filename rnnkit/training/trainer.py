@@ -13,10 +13,8 @@ the last good checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -27,12 +25,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..allocator import retain_freed_memory
-from ..config import TrainConfig
-from ..errors import TrainingDiverged, UserError
-from ..nn.layers import cpu_has_bf16
-from ..rundir import TENSORBOARD_DIR, RunDir
-from .distributed import Distributed, gather_digests, wrap_model
+from rnnkit.allocator import retain_freed_memory
+from rnnkit.config import TrainConfig
+from rnnkit.errors import TrainingDiverged, UserError
+from rnnkit.nn.device import autocast, effective_precision
+from rnnkit.runs.rundir import TENSORBOARD_DIR, RunDir
+from rnnkit.training.distributed import Distributed, gather_digests, wrap_model
 
 
 class TrainingTask(Protocol):
@@ -75,7 +73,8 @@ class StatelessTask:
         pass
 
 
-# train.optimizer -> the torch.optim optimizer (momentum and nesterov are SGD with momentum)
+# train.optimizer (keys.OPTIMIZERS) -> the torch.optim optimizer (momentum and nesterov are SGD
+# with momentum)
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda params, cfg, **kw: torch.optim.SGD(params, **kw),
     "momentum": lambda params, cfg, **kw: torch.optim.SGD(params, momentum=cfg.momentum, **kw),
@@ -88,11 +87,6 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, cfg, **kw: torch.optim.Adam(params, fused=fusable(params), **kw),
     "adamw": lambda params, cfg, **kw: torch.optim.AdamW(params, fused=fusable(params), **kw),
 }
-LR_SCHEDULES = ("none", "epoch_decay", "plateau")  # train.lr_schedule
-# train.precision (fp16 on CUDA only), and a loaded run's weights (rnnkit.load(precision=))
-PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = tuple(PRECISION_DTYPES)
-LOSS_AVERAGES = ("token", "sequence")  # train.loss_average: what a step's loss is divided by
 
 
 def fusable(groups: list[dict[str, Any]]) -> bool | None:
@@ -123,27 +117,6 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int, plateau_scale: float)
     if cfg.warmup_steps and step < cfg.warmup_steps:
         rate *= (step + 1) / cfg.warmup_steps
     return rate
-
-
-def effective_precision(
-    precision: str, device: torch.device, key: str = "train.precision", doing: str = "training"
-) -> str:
-    """``precision`` as this device runs it, for training and for decoding alike: fp16 needs a
-    GPU; bf16 on a CPU without native bf16 says so once and runs fp32 (emulated bf16 is about
-    15x slower). ``key`` and ``doing`` word the messages."""
-    if precision == "fp16" and device.type != "cuda":
-        raise UserError(f"{key}: fp16 needs a CUDA device; use bf16 on the CPU")
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        print(f"rnnkit: this CPU has no native bf16 (oneDNN); {doing} in fp32", file=sys.stderr)
-        return "fp32"
-    return precision
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The autocast of an ``effective_precision`` (fp32: none)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=PRECISION_DTYPES[precision])
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

@@ -42,10 +42,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import Config, config_from_dict
-from .data.tokenizers import Vocabulary
-from .errors import UserError
-from .rundir import RunDir
+from rnnkit.config import Config
+from rnnkit.data.tokenizers import Vocabulary
+from rnnkit.errors import UserError
 
 FORWARD, BACKWARD = "forward", "backward"  # the directions of a stack an LM run can fill
 
@@ -74,26 +73,14 @@ def encoder_target(cfg: Config, model: nn.Module, vocabulary: Vocabulary) -> Tra
 
 
 @dataclasses.dataclass
-class LanguageModelRun:
-    """What transfer reads of an LM run: its config, vocabulary and weights."""
+class LanguageModelSource:
+    """What transfer reads of an LM run: its config, vocabulary and weights (opened by the
+    caller's ``open_lm(key, path)``, which reads the run through the task registry)."""
 
     path: Path
     cfg: Config
     vocabulary: Vocabulary
     state: dict[str, torch.Tensor]
-
-    @classmethod
-    def open(cls, key: str, path: str) -> LanguageModelRun:
-        from .tasks import TASKS
-
-        if not Path(path).is_dir():
-            raise UserError(f"{key}: {path} is not a run directory")
-        run = RunDir.open(path)
-        cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
-        if cfg.task != "lm":
-            raise UserError(f"{key}: {path} is a {cfg.task} run, not a language model (task: lm)")
-        tokenizer = TASKS["lm"].load_vocabularies(run.path)
-        return cls(run.path, cfg, tokenizer.vocab, run.load_model_state())
 
 
 def same_text(a: str | None, b: str | None) -> bool:
@@ -109,7 +96,7 @@ def same_text(a: str | None, b: str | None) -> bool:
     )
 
 
-def check_pretraining_text(key: str, lm: LanguageModelRun, cfg: Config) -> None:
+def check_pretraining_text(key: str, lm: LanguageModelSource, cfg: Config) -> None:
     """Dev and test text never enter pretraining: the LM's train, valid and extra_text files must
     not be this run's valid or test file, nor a copy of one."""
     lm_data = lm.cfg.data
@@ -130,7 +117,7 @@ VARIANT_KEYS = {"rnn": ("nonlinearity",), "lstm": ("peephole",), "gru": ("reset"
 
 
 def check_fit(
-    key: str, lm: LanguageModelRun, target: TransferTarget, direction: str, cfg: Config
+    key: str, lm: LanguageModelSource, target: TransferTarget, direction: str, cfg: Config
 ) -> None:
     """The LM's cell, variant, sizes and reading direction must fit the target's stack."""
     rnn, wanted_reverse = target.rnn, direction == BACKWARD
@@ -156,7 +143,7 @@ def check_fit(
             )
 
 
-def copy_embedding(lm: LanguageModelRun, target: TransferTarget) -> tuple[int, int]:
+def copy_embedding(lm: LanguageModelSource, target: TransferTarget) -> tuple[int, int]:
     """Rows of the target's embedding that the LM's vocabulary has, by token string.
     -> (matched, total)."""
     source = lm.state["embedding.weight"]  # (V_lm, E)
@@ -169,7 +156,7 @@ def copy_embedding(lm: LanguageModelRun, target: TransferTarget) -> tuple[int, i
     return len(rows), weight.shape[0]
 
 
-def copy_layers(key: str, lm: LanguageModelRun, target: TransferTarget, direction: str) -> int:
+def copy_layers(key: str, lm: LanguageModelSource, target: TransferTarget, direction: str) -> int:
     """Layers 0..min(L, L_lm)-1 of one direction; -> how many were filled."""
     rnn = target.rnn
     layers = min(rnn.num_layers, lm.cfg.model.num_layers)
@@ -198,16 +185,20 @@ def copy_layers(key: str, lm: LanguageModelRun, target: TransferTarget, directio
 
 @torch.no_grad()
 def transfer_from_lms(
-    cfg: Config, targets: list[TransferTarget], report: Callable[[str], Any] = print
+    cfg: Config,
+    targets: list[TransferTarget],
+    open_lm: Callable[[str, str], LanguageModelSource],
+    report: Callable[[str], Any] = print,
 ) -> None:
-    """Fill every target from the LM runs its ``sources`` name, reporting each in one line.
-    Called once, when a fresh run starts (a resumed run has its own weights)."""
+    """Fill every target from the LM runs its ``sources`` name (``open_lm(key, path)``),
+    reporting each in one line. Called once, when a fresh run starts (a resumed run has its
+    own weights)."""
     for target in targets:
         if FORWARD not in target.sources and BACKWARD in target.sources:
             key, _ = target.sources[BACKWARD]
             raise UserError(f"{key}: a backward LM needs a forward one too (model.init_from)")
         for direction, (key, path) in target.sources.items():
-            lm = LanguageModelRun.open(key, path)
+            lm = open_lm(key, path)
             check_pretraining_text(key, lm, cfg)
             check_fit(key, lm, target, direction, cfg)
             matched, total = copy_embedding(lm, target) if direction == FORWARD else (0, 0)

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write_text
-from .config import Config, load_config, override_config
-from .diagnostics import gradient_flow, recurrent_layer, recurrent_spectrum, state_eigenvalues
-from .errors import UserError
-from .plots import gradient_flow_plot, training_curves_plot
-from .rundir import RunDir
-from .tasks import TASKS
-from .tasks.base import Task
+from rnnkit.atomic import atomic_write_text
+from rnnkit.config import Config, override_config
+from rnnkit.diagnostics import gradient_flow, recurrent_layer, recurrent_spectrum, state_eigenvalues
+from rnnkit.errors import UserError
+from rnnkit.plots import gradient_flow_plot, training_curves_plot
+from rnnkit.tasks import registry
+from rnnkit.tasks.trainable import TaskTraining
+from rnnkit.workflows.load import load, open_run
 
 CELLS: dict[str, list[str]] = {
     "rnn-tanh": ["model.cell=rnn", "model.nonlinearity=tanh"],
@@ -52,17 +52,19 @@ class Diagnosis:
     eigenvalues: np.ndarray  # (H,) complex
 
 
-def diagnosable(cfg: Config, where: str) -> Task:
-    kind = TASKS[cfg.task]
-    if not kind.diagnosable:
+def diagnosable(cfg: Config, where: str) -> TaskTraining:
+    """The torch side of the config's task, if it has one recurrent stack to diagnose."""
+    spec = registry.get(cfg.task)
+    if not spec.diagnosable:
+        supported = ", ".join(t.name for t in registry.TASKS.values() if t.diagnosable)
         raise UserError(
             f"{where}: task '{cfg.task}' has no single recurrent stack to diagnose "
-            "(diagnose supports lm, adding and copy)"
+            f"(diagnose supports {supported})"
         )
-    return kind
+    return spec.trainer_side()
 
 
-def diagnose(label: str, kind: Task, model: nn.Module, batch: Any) -> Diagnosis:
+def diagnose(label: str, kind: TaskTraining, model: nn.Module, batch: Any) -> Diagnosis:
     flow = gradient_flow(model, batch, kind.last_step_loss)
     layer = recurrent_layer(model)
     return Diagnosis(label, flow, recurrent_spectrum(layer), state_eigenvalues(layer).numpy())
@@ -75,7 +77,7 @@ def fresh_models(
     unknown = [c for c in cells if c not in CELLS]
     if unknown:
         raise UserError(f"diagnose: unknown cell {unknown[0]!r}; choose from {', '.join(CELLS)}")
-    cfg = load_config(config, overrides)
+    cfg = registry.load_config(config, overrides)
     kind = diagnosable(cfg, config)
     data = kind.read_data(cfg)
     tokenizers = kind.build_vocabularies(cfg, data)
@@ -90,8 +92,6 @@ def fresh_models(
 
 
 def trained_model(run: str, batch_size: int) -> Diagnosis:
-    from .api import load
-
     loaded = load(run)
     cfg = loaded.cfg
     kind = diagnosable(cfg, run)
@@ -155,11 +155,11 @@ def summary_rows(results: list[Diagnosis]) -> list[dict[str, Any]]:
 
 def grad_norm_plot(run: str, out: str | Path | None = None) -> Path:
     """Plot the loss and gradient norm the trainer logged at every step of a run."""
-    directory = RunDir.open(run)
+    directory, cfg = open_run(run)
     steps = [r for r in directory.read_metrics() if r.get("kind") == "step"]
     if not steps:
         raise UserError(f"{run}: no step records in metrics.jsonl yet")
-    clip = directory.load_config().get("train", {}).get("clip_norm")
+    clip = cfg.train.clip_norm
     path = Path(out) if out else directory.path / "grad_norm.png"
     training_curves_plot(
         np.array([r["step"] for r in steps]),

@@ -8,11 +8,12 @@ that reads a run, and the server.
     rnnkit.load("runs/sst2").predict(["a gripping film"])
 
 ``load`` reads the run directory (config, vocabularies, best weights), or an export folder
-of ``rnnkit export`` (onnxruntime then runs its graphs: ``onnx_engine.OnnxEngine``, and torch
-is never imported), and returns the task's loaded-run type (``RUN_TYPES[task]``):
+of ``rnnkit export`` (``exported.load_export``: onnxruntime runs its graphs, and torch is never
+imported), and returns the task's loaded-run type (``registry.get(task).run_type``):
 ``LanguageModelRun``, ``TranslationRun``, ``ClassifierRun``, ``TaggerRun`` or
-``LongRangeRun``. Each holds its model behind an engine (``engine.TorchEngine``), the seam
-where another runtime takes the model's place.
+``LongRangeRun``. Each holds its model behind an engine (``decoding.engine.TorchEngine``), the
+seam where another runtime takes the model's place. ``open_run`` is the one function that
+opens a run directory and checks its config.
 """
 
 from __future__ import annotations
@@ -21,22 +22,31 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .base import LoadedRun
-from .classify import ClassifierRun
-from .lm import LanguageModelRun
-from .long_range import LongRangeRun
-from .tag import TaggerRun
-from .translate import TranslationRun
+from rnnkit.allocator import retain_freed_memory
+from rnnkit.config import Config
+from rnnkit.errors import UserError
+from rnnkit.tasks import registry
+from rnnkit.tasks.loaded import LoadedRun
+from rnnkit.workflows.exported import is_export, load_export
+
+if TYPE_CHECKING:
+    from rnnkit.runs.rundir import RunDir
+
+# Torch (a run directory's weights, the export) is imported where it is needed, not above:
+# loading an export folder runs without it.
 
 ENGINES = ("auto", "torch", "onnxruntime")
 
-# config.task -> what rnnkit.load returns for it (the training side's registry is tasks.TASKS)
-RUN_TYPES: dict[str, type[LoadedRun]] = {
-    task: run_type
-    for run_type in (LanguageModelRun, TranslationRun, ClassifierRun, TaggerRun, LongRangeRun)
-    for task in run_type.tasks
-}
+
+def open_run(path: str | Path) -> tuple[RunDir, Config]:
+    """A run directory and its checked config; a one-line UserError if ``path`` is not a run
+    directory or its config does not read."""
+    from rnnkit.runs.rundir import CONFIG_FILE, RunDir
+
+    run = RunDir.open(path)
+    return run, registry.config_from_dict(run.load_config(), str(run.file(CONFIG_FILE)))
 
 
 def load(
@@ -48,62 +58,41 @@ def load(
     ``onnxruntime`` with a run directory exports it to a temporary folder first.
     ``precision``: the weights' dtype in PyTorch, ``fp32``, ``bf16`` (on a CPU without native
     bf16: a notice, then fp32) or ``fp16`` (GPU); an export runs in fp32."""
-    import yaml
-
-    from ..allocator import retain_freed_memory
-    from ..config import config_from_dict
-    from ..data.textio import read_text
-    from ..errors import UserError
-    from .onnx_engine import OnnxEngine, is_export
-
     retain_freed_memory()
     if engine not in ENGINES:
         raise UserError(f"engine: one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "torch" and is_export(path):
         raise UserError(f"{path}: an export folder runs in onnxruntime (--engine onnxruntime)")
     if engine == "onnxruntime" and not is_export(path):
-        from ..export.onnx_export import export_onnx
+        from rnnkit.export.onnx_export import export_onnx
 
         folder = Path(tempfile.mkdtemp(prefix="rnnkit-export-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         path = export_onnx(load(path, "cpu", "torch"), folder / "export")
     if is_export(path):  # rnnkit export's folder: the same loaded run, run by onnxruntime
-        if device not in ("cpu", "auto"):
-            raise UserError(f"{path}: an ONNX export runs on the CPU (onnxruntime), not {device}")
-        if precision != "fp32":
-            raise UserError(f"{path}: an ONNX export runs in fp32, not {precision}")
-        folder, graphs = Path(path), OnnxEngine(path)
-        config = folder / "config.yaml"
-        cfg = config_from_dict(yaml.safe_load(read_text(config)), str(config), False)
-        run_type = RUN_TYPES[graphs.manifest["task"]]
-        return run_type(folder, cfg, run_type.load_vocabularies(folder), graphs)
+        return load_export(path, device, precision)
     return load_run_directory(path, device, precision)
 
 
 def load_run_directory(path: str | Path, device: str, precision: str = "fp32") -> LoadedRun:
     """A run directory's best weights in its PyTorch model (``engine.TorchEngine``)."""
-    from ..config import config_from_dict
-    from ..errors import UserError
-    from ..rundir import RunDir
-    from ..tasks import TASKS
-    from ..training.distributed import select_device
-    from .engine import TorchEngine, weight_dtype
+    from rnnkit.decoding.engine import TorchEngine, weight_dtype
+    from rnnkit.nn.device import select_device
 
-    run = RunDir.open(path)
-    cfg = config_from_dict(run.load_config(), str(run.path / "config.yaml"))
-    run_type = RUN_TYPES[cfg.task]
-    vocabularies = run_type.load_vocabularies(run.path)
+    run, cfg = open_run(path)
+    spec = registry.get(cfg.task)
+    vocabularies = spec.run_type.load_vocabularies(run.path)
     cfg.model.pretrained_embeddings = None  # the trained weights replace them
-    model = TASKS[cfg.task].build_model(cfg, vocabularies)
+    model = spec.trainer_side().build_model(cfg, vocabularies)
     try:
         model.load_state_dict(run.load_model_state())
     except RuntimeError as e:
         raise UserError(
-            f"{run.path / 'model.safetensors'}: does not fit the config ({str(e).splitlines()[0]})"
+            f"{run.file('model.safetensors')}: does not fit the config ({str(e).splitlines()[0]})"
         ) from None
     where = select_device(device)
     engine = TorchEngine(model, where, weight_dtype(precision, where))
-    return run_type(run.path, cfg, vocabularies, engine)
+    return spec.run_type(spec, run.path, cfg, vocabularies, engine)
 
 
-__all__ = ["load", "LoadedRun", "RUN_TYPES"]
+__all__ = ["load", "open_run", "LoadedRun"]

@@ -13,8 +13,8 @@ import os
 import signal
 from pathlib import Path
 
-from ..errors import UserError
-from .limits import Limits
+from rnnkit.errors import UserError
+from rnnkit.serve.limits import Limits
 
 API_KEY_ENV = "RNNKIT_API_KEY"
 
@@ -45,8 +45,7 @@ def serve(
     from sse_starlette.sse import AppStatus
 
     import rnnkit
-
-    from .app import create_app
+    from rnnkit.serve.app import create_app
 
     limits = limits or Limits()
     runs = {name: rnnkit.load(path, device, precision=precision)

@@ -1,9 +1,9 @@
 """``rnnkit train``'s Python API: config -> data and vocabularies -> model -> trainer -> run
-directory. Using a trained run is ``rnnkit.load`` (``api/``).
+directory, each step the task's (``registry.get(cfg.task).trainer_side()``). Using a trained
+run is ``rnnkit.load`` (``load.py``).
 
     import rnnkit
-    from rnnkit.config import load_config
-    summary = rnnkit.train(load_config("configs/ptb-small.yaml", ["train.epochs=1"]))
+    summary = rnnkit.train(rnnkit.load_config("configs/ptb-small.yaml", ["train.epochs=1"]))
     run = rnnkit.load("runs/ptb-small")
 """
 
@@ -17,19 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config, config_from_dict, override_config, run_config
-from ..errors import UserError
-from ..rundir import RunDir
-from ..tasks import TASKS
-from ..transfer import parameter_groups, transfer_from_lms
-from .distributed import (
+from rnnkit.config import Config, override_config, run_config
+from rnnkit.errors import UserError
+from rnnkit.nn.device import select_device
+from rnnkit.runs.rundir import RunDir
+from rnnkit.tasks import registry
+from rnnkit.training.distributed import (
     Distributed,
     barrier,
-    select_device,
     setup_distributed,
     teardown_distributed,
 )
-from .trainer import Trainer
+from rnnkit.training.trainer import Trainer
+from rnnkit.training.transfer import LanguageModelSource, parameter_groups, transfer_from_lms
+from rnnkit.workflows.load import open_run
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -40,6 +41,19 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         # cuBLAS needs this workspace setting for deterministic results (CUDA docs).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+
+
+def open_language_model(key: str, path: str) -> LanguageModelSource:
+    """What transfer reads of the LM run at ``path`` (named by config ``key``): a run of a task
+    whose runs are language models (``base.Task.language_model``), read through the registry."""
+    if not Path(path).is_dir():
+        raise UserError(f"{key}: {path} is not a run directory")
+    run, cfg = open_run(path)
+    spec = registry.get(cfg.task)
+    if not spec.language_model:
+        raise UserError(f"{key}: {path} is a {cfg.task} run, not a language model (task: lm)")
+    vocabulary = spec.run_type.load_vocabularies(run.path).vocab
+    return LanguageModelSource(run.path, cfg, vocabulary, run.load_model_state())
 
 
 def train(
@@ -53,10 +67,8 @@ def train(
     its last checkpoint left it (its own config, with ``overrides`` applied)."""
     run = None
     if resume is not None:
-        run = RunDir.open(resume)
-        cfg = override_config(
-            config_from_dict(run.load_config(), str(run.path / "config.yaml")), overrides
-        )
+        run, stored = open_run(resume)
+        cfg = override_config(stored, overrides)
     kind = (
         "cuda"
         if cfg.train.device.startswith("cuda")
@@ -79,24 +91,25 @@ def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -
         raise UserError(f"{run.path}: no checkpoint to resume from")
     if not resuming:
         RunDir.check_new(cfg.run_dir, overwrite=overwrite)
-    device = select_device(cfg.train.device, env)
-    kind = TASKS[cfg.task]
+    device = select_device(cfg.train.device, env.local_rank)
+    spec = registry.get(cfg.task)
+    kind = spec.trainer_side()
     data = kind.read_data(cfg)
     if resuming:
-        vocabularies = kind.load_vocabularies(run.path)
+        vocabularies = spec.run_type.load_vocabularies(run.path)
     else:  # deterministic: every rank builds the same
         vocabularies = kind.build_vocabularies(cfg, data)
     seed_everything(cfg.seed, cfg.train.deterministic)
     model = kind.build_model(cfg, vocabularies)
     targets = kind.transfer_targets(cfg, model, vocabularies)
     if not resuming:  # a resumed run has its own weights
-        transfer_from_lms(cfg, targets, report=print if env.is_main else lambda line: None)
+        report = print if env.is_main else lambda line: None
+        transfer_from_lms(cfg, targets, open_language_model, report)
     groups = parameter_groups(model, targets, cfg)
     task = kind.training_task(cfg, vocabularies, model, data, device, env)
     # Only now, with the config, the data and the model checked, is anything written.
     if not resuming and env.is_main:
-        task_files = tuple({name for t in TASKS.values() for name in t.run_files})
-        run = RunDir.create(cfg.run_dir, overwrite=overwrite, task_files=task_files)
+        run = RunDir.create(cfg.run_dir, overwrite=overwrite, task_files=registry.run_files())
         run.save_config(run_config(cfg))
         kind.save_vocabularies(vocabularies, run.path)
     trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device, groups)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..nn.dropout import Dropout
-from ..nn.gemm import Linear
-from .pooling import AttentionPooling, last_pool, max_pool, mean_pool
-from .recurrent import build_recurrent, initialize
+from rnnkit.config import ModelConfig
+from rnnkit.models.pooling import AttentionPooling, last_pool, max_pool, mean_pool
+from rnnkit.models.recurrent import build_recurrent, initialize
+from rnnkit.nn.dropout import Dropout
+from rnnkit.nn.gemm import Linear
 
 
 class SequenceClassifier(nn.Module):

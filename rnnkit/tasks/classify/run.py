@@ -2,7 +2,7 @@
 ``evaluate`` (loss, accuracy, macro-F1 and the confusion matrix, rows gold, columns
 predicted); and the batching both share with the training task's validation.
 
-Engine-neutral (``engine``): texts become padded numpy batches, the engine's ``classify``
+Engine-neutral (``engine``): texts become padded numpy batches, ``engine.call("forward")``
 gives logits (B, C) in its own arrays, and the probabilities come back as numpy (N, C).
 """
 
@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..data.batch_order import BucketBatches
-from ..data.labelled import LABELS_FILE, LabelledText, LabelVocabulary, read_classified
-from ..data.padding import pad_array
-from ..data.tokenizers import Tokenizer, load_tokenizer
-from ..errors import UserError
-from ..metrics import accuracy, confusion_matrix, macro_f1
-from ..progress import progress
-from .base import LoadedRun, labelled_examples
+from rnnkit.data.batch_order import BucketBatches
+from rnnkit.data.labelled import LABELS_FILE, LabelledText, LabelVocabulary, read_classified
+from rnnkit.data.padding import pad_array
+from rnnkit.data.tokenizers import Tokenizer, load_tokenizer
+from rnnkit.errors import UserError
+from rnnkit.metrics import accuracy, confusion_matrix, macro_f1
+from rnnkit.progress import progress
+from rnnkit.tasks.loaded import LoadedRun, labelled_examples
 
 
 class Tokenizers(NamedTuple):
@@ -81,13 +81,13 @@ def collate(ids: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
 
 def predict_ids(engine: Any, ids: list[list[int]], pad: int, batch_size: int = 100) -> np.ndarray:
     """Class probabilities (N, C) for token id lists, in input order, by length buckets:
-    ``softmax(engine.classify(tokens (B, T), lengths (B,)))``."""
+    ``softmax(model(tokens (B, T), lengths (B,)))`` through the engine."""
     probabilities = np.empty((len(ids), 0), dtype=np.float32)
-    batches = BucketBatches([len(x) for x in ids], batch_size, shuffle=False) if ids else []
+    batches = BucketBatches([len(x) for x in ids], batch_size) if ids else []
     xp = engine.xp
     for k in progress(range(len(batches)), desc="classify"):
         rows = batches.indices(0, k)
-        logits = engine.classify(*collate([ids[i] for i in rows], pad))  # (B, C)
+        logits = engine.call("forward", *collate([ids[i] for i in rows], pad))  # (B, C)
         batch = xp.to_numpy(xp.softmax(xp.asarray(logits, "float")))
         if k == 0:
             probabilities = np.empty((len(ids), batch.shape[1]), dtype=np.float32)
@@ -136,10 +136,20 @@ def evaluate(
     }
 
 
+class ClassifierGraphs:
+    """An export's ``classifier`` graph standing in for ``SequenceClassifier.forward``."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def forward(self, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self.engine.run("classifier", tokens=tokens, lengths=lengths)["logits"]
+
+
 class ClassifierRun(LoadedRun):
     """``rnnkit.load`` of a classify run."""
 
-    tasks = ("classify",)
+    graphs = ClassifierGraphs
 
     @staticmethod
     def load_vocabularies(directory: Path) -> Tokenizers:

@@ -17,7 +17,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..api.classify import (
+from rnnkit.config import Config
+from rnnkit.data.batch_order import BucketBatches
+from rnnkit.data.embeddings import embedding_from_vectors
+from rnnkit.data.labelled import LABELS_FILE, LabelledText, LabelVocabulary
+from rnnkit.data.shuffle import permutation, tensors
+from rnnkit.data.splits import read_splits
+from rnnkit.data.tokenizers import (
+    tokenizer_from_config,
+)
+from rnnkit.losses import token_cross_entropy
+from rnnkit.tasks.classify.model import SequenceClassifier
+from rnnkit.tasks.classify.run import (
     IGNORE,
     Tokenizers,
     collate,
@@ -26,22 +37,9 @@ from ..api.classify import (
     label_ids,
     read_file,
 )
-from ..config import Config
-from ..data.batch_order import BucketBatches
-from ..data.embeddings import embedding_from_vectors
-from ..data.labelled import LABELS_FILE, LabelledText, LabelVocabulary
-from ..data.padding import tensors
-from ..data.splits import read_splits
-from ..data.tokenizers import (
-    SUBWORD_MODEL_FILE,
-    TOKENIZER_FILE,
-    tokenizer_from_config,
-)
-from ..losses import token_cross_entropy
-from ..models.classifier import SequenceClassifier
-from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..transfer import TransferTarget, encoder_target
-from .base import Task, VocabularyTask, score_split, word_dropout
+from rnnkit.tasks.trainable import TaskTraining, VocabularyTask, score_split, word_dropout
+from rnnkit.training.distributed import SINGLE_PROCESS, Distributed
+from rnnkit.training.transfer import TransferTarget, encoder_target
 
 
 class ClassificationTask(VocabularyTask):
@@ -68,6 +66,7 @@ class ClassificationTask(VocabularyTask):
         self.train = BucketBatches(
             [len(x) for x in self.ids],
             cfg.data.batch_size // env.world_size,
+            permutation,
             seed=cfg.seed,
             rank=env.rank,
             world_size=env.world_size,
@@ -96,12 +95,10 @@ class ClassificationTask(VocabularyTask):
         return {k: v for k, v in self.scores("valid").items() if k != "confusion"}
 
 
-class Classification(Task):
+class Classification(TaskTraining):
     """``task: classify``: a tokenizer (``tokenizer.json``), the labels (``labels.json``), a
     ``SequenceClassifier``."""
 
-    name = "classify"
-    run_files = (TOKENIZER_FILE, SUBWORD_MODEL_FILE, LABELS_FILE)
     training_class = ClassificationTask
 
     def read_data(self, cfg: Config) -> dict[str, list[LabelledText]]:
@@ -137,3 +134,6 @@ class Classification(Task):
         """Accuracy, macro-F1 and loss on the test examples (``rnnkit evaluate`` adds the
         confusion matrix)."""
         return {k: v for k, v in task.scores("test").items() if k != "confusion"}
+
+
+TRAINING = Classification()

@@ -22,8 +22,8 @@ import math
 import torch
 from torch import Tensor
 
-from .batch_order import bucketed_batches, rank_share
-from .padding import pad_ids
+from rnnkit.data.batch_order import bucketed_batches, rank_share
+from rnnkit.data.shuffle import pad_ids, permutation
 
 MODES = ("stream", "sentence")  # data.mode: StreamBatches, SentenceBatches
 Batch = tuple[Tensor, Tensor, Tensor | None]  # inputs (B, T), targets (B, T), lengths (B,) or None
@@ -90,7 +90,10 @@ class SentenceBatches:
     def _batches(self, epoch: int) -> list[list[int]]:
         if self._order_epoch != epoch:
             batches = bucketed_batches(
-                [len(line) for line in self.lines], self.batch_size, self.seed + epoch, self.shuffle
+                [len(line) for line in self.lines],
+                self.batch_size,
+                self.seed + epoch,
+                permutation if self.shuffle else None,
             )
             self._order = rank_share(batches, self.rank, self.world_size)
             self._order_epoch = epoch

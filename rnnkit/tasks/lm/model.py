@@ -12,11 +12,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..errors import UserError
-from ..nn.dropout import Dropout
-from ..nn.gemm import Linear
-from .recurrent import build_recurrent, initialize
+from rnnkit.config import ModelConfig
+from rnnkit.errors import UserError
+from rnnkit.models.recurrent import build_recurrent, initialize
+from rnnkit.nn.dropout import Dropout
+from rnnkit.nn.gemm import Linear
 
 State = Tensor | tuple[Tensor, Tensor]
 

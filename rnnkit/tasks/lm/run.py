@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays import Array
-from ..data.padding import pad_array
-from ..data.textio import read_text
-from ..data.tokenizers import Tokenizer, load_tokenizer
-from ..errors import UserError
-from ..progress import progress
-from ..search import Sampling, beam_search, past, reorder_state, sample_stream
-from .base import LoadedRun, deadline_after, per_input
+from rnnkit.data.padding import pad_array
+from rnnkit.data.tokenizers import Tokenizer, load_tokenizer
+from rnnkit.decoding.arrays import Array
+from rnnkit.decoding.search import Sampling, beam_search, past, reorder_state, sample_stream
+from rnnkit.errors import UserError
+from rnnkit.progress import progress
+from rnnkit.tasks.loaded import LoadedRun, deadline_after, per_input
+from rnnkit.textio import read_text
 
 FINISH_REASONS = {
     "length": "max_new_tokens reached",
@@ -91,10 +91,33 @@ def start_tokens(tokenizer: Tokenizer, prompt: str) -> list[int]:
     return [vocab.index("\n")] if tokenizer.kind == "char" and "\n" in vocab else [vocab.eos_index]
 
 
+class LanguageModelGraphs:
+    """An export's ``lm`` graph standing in for ``RNNLanguageModel.forward``: tokens (B, T),
+    the state (zeros when None) and lengths (B,) (all T when None) -> logits (B, T, V), state."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def forward(self, tokens: np.ndarray, state: Any, lengths: np.ndarray | None = None):
+        batch, steps = tokens.shape
+        names = self.engine.state_names("lm")
+        if state is None:
+            shape = self.engine.state_shape("lm", batch)
+            state = tuple(np.zeros(shape, np.float32) for _ in names)
+        parts = state if isinstance(state, tuple) else (state,)
+        if lengths is None:
+            lengths = np.full((batch,), steps, dtype=np.int64)
+        out = self.engine.run(
+            "lm", tokens=tokens, lengths=lengths, **dict(zip(names, parts, strict=True))
+        )
+        new = tuple(out[n + "_out"] for n in names)
+        return out["logits"], new if len(new) > 1 else new[0]
+
+
 class LanguageModelRun(LoadedRun):
     """``rnnkit.load`` of an lm run."""
 
-    tasks = ("lm",)
+    graphs = LanguageModelGraphs
 
     @staticmethod
     def load_vocabularies(directory: Path) -> Tokenizer:
@@ -118,12 +141,12 @@ class LanguageModelRun(LoadedRun):
         ids = [start_tokens(self.tokenizer, p) for p in prompts]
         lengths = np.array([len(x) for x in ids])
         tokens = pad_array(ids, self.tokenizer.vocab.pad_index)
-        logits, state = self.engine.lm(tokens, lengths, None)  # (P, T, V)
+        logits, state = self.engine.call("forward", tokens, None, lengths=lengths)  # (P, T, V)
         xp = self.engine.xp
         return logits[xp.arange(len(ids)), xp.asarray(lengths - 1)], state
 
     def _step(self, tokens: Array, state: Any) -> tuple[Array, Any]:
-        logits, state = self.engine.lm(tokens[:, None], None, state)  # (N, 1, V)
+        logits, state = self.engine.call("forward", tokens[:, None], state)  # (N, 1, V)
         return logits[:, -1], state
 
     def _check(self, prompts: Sequence[str], num_samples: int, beam: int) -> list[str]:
@@ -321,7 +344,7 @@ class LanguageModelRun(LoadedRun):
         inputs = pad_array([x[:-1] for x in ids], vocab.pad_index)  # (B, T)
         targets = pad_array([x[1:] for x in ids], vocab.pad_index)  # (B, T)
         real = np.arange(targets.shape[1]) < lengths[:, None]  # (B, T): not padding
-        logits, _ = self.engine.lm(inputs, lengths, None)  # (B, T, V)
+        logits, _ = self.engine.call("forward", inputs, None, lengths=lengths)  # (B, T, V)
         xp = self.engine.xp
         picked = xp.take_along(xp.log_softmax(logits), xp.asarray(targets)[..., None])[..., 0]
         losses = -xp.where(xp.asarray(~real, "bool"), 0.0, picked).sum(1)  # (B,)
@@ -335,9 +358,7 @@ class LanguageModelRun(LoadedRun):
         if data is not None:
             text = read_text(data)
         elif split == "valid":
-            from ..tasks.lm import read_texts
-
-            text = read_texts(self.cfg)["valid"]
+            text = self.spec.trainer_side().read_data(self.cfg)["valid"]
         elif self.cfg.data.test is None:
             raise UserError(f"{self.path}: the run has no test file; pass --data FILE")
         else:
@@ -345,7 +366,5 @@ class LanguageModelRun(LoadedRun):
         if not hasattr(self.engine, "model"):
             raise UserError(f"{self.path}: evaluate reads a corpus with the PyTorch run; an "
                             "export scores texts (score) and generates")  # fmt: skip
-        from ..tasks.lm import LanguageModelScorer
-
-        scorer = LanguageModelScorer(self.cfg, self.tokenizer, self.engine.model, self.device)
+        scorer = self.spec.trainer_side().scorer(self.cfg, self.tokenizer, self.engine.model)
         return scorer.score(text)

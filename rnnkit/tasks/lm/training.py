@@ -3,7 +3,7 @@
 ``LanguageModelling`` is the task (data, tokenizer, model); ``LanguageModelTask`` is what the
 trainer trains (a model, a loss over numbered batches, a validation score);
 ``LanguageModelScorer`` scores any text. Generating text is ``rnnkit.load(RUN).generate``
-(``api/lm.py``).
+(``run.py``).
 In stream mode the hidden state flows from one bptt window to the next, detached so that
 the gradient stops at the window's start (truncated BPTT); that carried state is part of the
 task's ``state_dict`` so that a resumed run continues exactly.
@@ -19,24 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config
-from ..data.embeddings import embedding_from_vectors
-from ..data.labelled import read_unlabelled, resolve_format
-from ..data.lm_batches import SentenceBatches, StreamBatches
-from ..data.splits import read_splits
-from ..data.textio import read_text, split_lines
-from ..data.tokenizers import (
-    SUBWORD_MODEL_FILE,
-    TOKENIZER_FILE,
+from rnnkit.config import Config
+from rnnkit.data.embeddings import embedding_from_vectors
+from rnnkit.data.labelled import read_unlabelled, resolve_format
+from rnnkit.data.splits import read_splits
+from rnnkit.data.tokenizers import (
     Tokenizer,
     tokenizer_from_config,
 )
-from ..errors import UserError
-from ..losses import token_cross_entropy
-from ..models.language_model import RNNLanguageModel
-from ..progress import progress
-from ..training.distributed import SINGLE_PROCESS, Distributed
-from .base import Task, evaluating
+from rnnkit.errors import UserError
+from rnnkit.losses import token_cross_entropy
+from rnnkit.progress import progress
+from rnnkit.tasks.lm.batches import SentenceBatches, StreamBatches
+from rnnkit.tasks.lm.model import RNNLanguageModel
+from rnnkit.tasks.trainable import TaskTraining, evaluating
+from rnnkit.textio import read_text, split_lines
+from rnnkit.training.distributed import SINGLE_PROCESS, Distributed
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -210,16 +208,19 @@ class LanguageModelTask(LanguageModelScorer):
         self.carried = carried if carried is None or isinstance(carried, Tensor) else tuple(carried)
 
 
-class LanguageModelling(Task):
+class LanguageModelling(TaskTraining):
     """``task: lm``: one tokenizer (``tokenizer.json``), an ``RNNLanguageModel``."""
 
-    name = "lm"
-    run_files = (TOKENIZER_FILE, SUBWORD_MODEL_FILE)
     training_class = LanguageModelTask
-    diagnosable = True
 
     def read_data(self, cfg: Config) -> dict[str, str]:
         return read_texts(cfg)
+
+    def scorer(
+        self, cfg: Config, tokenizer: Tokenizer, model: RNNLanguageModel
+    ) -> LanguageModelScorer:
+        """Loss and perplexity of a trained model on any text (``rnnkit evaluate``)."""
+        return LanguageModelScorer(cfg, tokenizer, model, next(model.parameters()).device)
 
     def build_vocabularies(self, cfg: Config, data: dict[str, str]) -> Tokenizer:
         return tokenizer_from_config(cfg.data, data["train"])
@@ -254,3 +255,6 @@ class LanguageModelling(Task):
         inputs, targets = batch
         logits, _ = model(inputs)  # (B, T, V)
         return F.cross_entropy(logits[:, -1], targets[:, -1])
+
+
+TRAINING = LanguageModelling()

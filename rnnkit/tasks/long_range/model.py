@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..nn.gemm import Linear
-from .recurrent import build_recurrent, initialize
+from rnnkit.config import ModelConfig
+from rnnkit.models.recurrent import build_recurrent, initialize
+from rnnkit.nn.gemm import Linear
 
 
 class LongRangeModel(nn.Module):

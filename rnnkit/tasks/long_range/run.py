@@ -5,23 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
-from .base import LoadedRun
+from rnnkit.errors import UserError
+from rnnkit.tasks.loaded import LoadedRun
 
 
 class LongRangeRun(LoadedRun):
     """``rnnkit.load`` of an adding or copy run."""
 
-    tasks = ("adding", "copy")
-
     def evaluate(self, split: str = "test", data: Any = None) -> dict[str, float]:
         """adding: the MSE; copy: loss and recall accuracy, on the valid or test sequences."""
         if data is not None:
             raise UserError(f"{self.path}: a {self.task} run generates its data; use --split")
-        from ..tasks import TASKS
-        from ..tasks.long_range import LongRangeTask
-
-        kind = TASKS[self.task]
+        kind = self.spec.trainer_side()
         splits = kind.read_data(self.cfg)
-        task = LongRangeTask(kind, self.cfg, self.engine.model, splits, self.device)
-        return task.score(splits[split])
+        return kind.training_task(self.cfg, None, self.engine.model, splits, self.device).score(
+            splits[split]
+        )

@@ -19,12 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config
-from ..data.long_range import COPY_LENGTH, COPY_SYMBOLS, adding_problem, copy_task, generator
-from ..models.long_range import LongRangeModel
-from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..training.trainer import StatelessTask
-from .base import Task, evaluating
+from rnnkit.config import Config
+from rnnkit.tasks.long_range.data import (
+    COPY_LENGTH,
+    COPY_SYMBOLS,
+    adding_problem,
+    copy_task,
+    generator,
+)
+from rnnkit.tasks.long_range.model import LongRangeModel
+from rnnkit.tasks.trainable import TaskTraining, evaluating
+from rnnkit.training.distributed import SINGLE_PROCESS, Distributed
+from rnnkit.training.trainer import StatelessTask
 
 Batch = tuple[Tensor, Tensor]
 HELD_OUT = 2**40  # generator indices of the valid and test sets: never a training batch's
@@ -84,12 +90,10 @@ class LongRangeTask(StatelessTask):
         return self.score(self.data["valid"])
 
 
-class LongRange(Task):
+class LongRange(TaskTraining):
     """``task: adding`` and ``task: copy``: generated data, no vocabulary, a ``LongRangeModel``.
     ``Adding`` and ``Copy`` say what differs: the generator, the symbols and the loss."""
 
-    run_files = ()
-    diagnosable = True
     make: ClassVar[Callable[[int, int, torch.Generator], Batch]]
     symbols: ClassVar[int | None]
 
@@ -130,7 +134,7 @@ class LongRange(Task):
         model: LongRangeModel,
         data: dict[str, Batch],
         device: torch.device,
-        env: Distributed,
+        env: Distributed = SINGLE_PROCESS,
     ) -> LongRangeTask:
         return LongRangeTask(self, cfg, model, data, device, env)
 
@@ -184,3 +188,6 @@ class Copy(LongRange):
 
     def metrics(self, loss: float, recalled: int, sequences: int) -> dict[str, float]:
         return {"loss": loss, "accuracy": recalled / (sequences * COPY_LENGTH)}
+
+
+ADDING, COPY = Adding(), Copy()

@@ -18,11 +18,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..nn.dropout import Dropout
-from ..nn.gemm import Linear
-from .pooling import last_pool
-from .recurrent import build_recurrent, initialize
+from rnnkit.config import ModelConfig
+from rnnkit.models.pooling import last_pool
+from rnnkit.models.recurrent import build_recurrent, initialize
+from rnnkit.nn.dropout import Dropout
+from rnnkit.nn.gemm import Linear
 
 
 class CharBatch(NamedTuple):

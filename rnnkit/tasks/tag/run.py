@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..data.batch_order import BucketBatches
-from ..data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence, read_tagged
-from ..data.padding import pad_array
-from ..data.tokenizers import CharTokenizer, WordTokenizer, load_tokenizer
-from ..errors import UserError
-from ..metrics import accuracy, entity_scores, is_entity_tagset
-from ..progress import progress
-from .base import LoadedRun, labelled_examples
+from rnnkit.data.batch_order import BucketBatches
+from rnnkit.data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence, read_tagged
+from rnnkit.data.padding import pad_array
+from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer, load_tokenizer
+from rnnkit.errors import UserError
+from rnnkit.metrics import accuracy, entity_scores, is_entity_tagset
+from rnnkit.progress import progress
+from rnnkit.tasks.loaded import LoadedRun, labelled_examples
 
 
 class Tokenizers(NamedTuple):
@@ -104,21 +104,19 @@ def predict_encoded(
     engine: Any, tokenizers: Tokenizers, sentences: list[EncodedSentence], batch_size: int = 100
 ) -> tuple[list[list[int]], float, int]:
     """Tag ids of every sentence (input order), and the summed loss ``-log p(gold tag)`` and
-    count of known gold tags, by length buckets of ``engine.tag(words, lengths, chars)``."""
+    count of known gold tags, by length buckets of ``model.forward(words, lengths, chars)``."""
     predictions: list[list[int]] = [[] for _ in sentences]
     total, count = 0.0, 0
     nonempty = [i for i, s in enumerate(sentences) if s.words]
     if nonempty:
-        batches = BucketBatches(
-            [len(sentences[i].words) for i in nonempty], batch_size, shuffle=False
-        )
+        batches = BucketBatches([len(sentences[i].words) for i in nonempty], batch_size)
         xp = engine.xp
         for k in progress(range(len(batches)), desc="tag"):
             rows = [nonempty[i] for i in batches.indices(0, k)]
             words, lengths, tags, chars = collate(
                 [sentences[i] for i in rows], tokenizers.words.vocab.pad_index
             )
-            logits = engine.tag(words, lengths, chars)  # (B, T, K)
+            logits = engine.call("forward", words, lengths, chars)  # (B, T, K)
             if tags is not None:
                 known = tags != IGNORE  # (B, T)
                 log_probs = xp.to_numpy(xp.log_softmax(logits))  # (B, T, K)
@@ -173,10 +171,22 @@ def evaluate(
     return scores
 
 
+class TaggerGraphs:
+    """An export's ``tagger`` graph standing in for ``SequenceTagger.forward``."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def forward(self, words: np.ndarray, lengths: np.ndarray, chars: CharIds | None) -> Any:
+        extra = {} if chars is None else {"chars": chars.chars, "char_lengths": chars.lengths,
+                                          "char_index": chars.index}  # fmt: skip
+        return self.engine.run("tagger", words=words, lengths=lengths, **extra)["logits"]
+
+
 class TaggerRun(LoadedRun):
     """``rnnkit.load`` of a tag run."""
 
-    tasks = ("tag",)
+    graphs = TaggerGraphs
 
     @staticmethod
     def load_vocabularies(directory: Path) -> Tokenizers:

@@ -18,7 +18,25 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..api.tag import (
+from rnnkit.config import Config
+from rnnkit.data.batch_order import BucketBatches
+from rnnkit.data.embeddings import embedding_from_vectors
+from rnnkit.data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence
+from rnnkit.data.shuffle import permutation, tensors
+from rnnkit.data.splits import read_splits
+from rnnkit.data.tokenizers import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    CharTokenizer,
+    Vocabulary,
+    WordTokenizer,
+)
+from rnnkit.errors import UserError
+from rnnkit.losses import token_cross_entropy
+from rnnkit.tasks.tag.model import CharBatch, SequenceTagger
+from rnnkit.tasks.tag.run import (
     CHARS_DIR,
     IGNORE,
     EncodedSentence,
@@ -28,28 +46,9 @@ from ..api.tag import (
     read_file,
     word_form,
 )
-from ..config import Config
-from ..data.batch_order import BucketBatches
-from ..data.embeddings import embedding_from_vectors
-from ..data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence
-from ..data.padding import tensors
-from ..data.splits import read_splits
-from ..data.tokenizers import (
-    BOS,
-    EOS,
-    PAD,
-    TOKENIZER_FILE,
-    UNK,
-    CharTokenizer,
-    Vocabulary,
-    WordTokenizer,
-)
-from ..errors import UserError
-from ..losses import token_cross_entropy
-from ..models.tagger import CharBatch, SequenceTagger
-from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..transfer import TransferTarget, encoder_target
-from .base import Task, VocabularyTask, score_split, word_dropout
+from rnnkit.tasks.trainable import TaskTraining, VocabularyTask, score_split, word_dropout
+from rnnkit.training.distributed import SINGLE_PROCESS, Distributed
+from rnnkit.training.transfer import TransferTarget, encoder_target
 
 
 class TaggingTask(VocabularyTask):
@@ -74,6 +73,7 @@ class TaggingTask(VocabularyTask):
         self.train = BucketBatches(
             [len(s.words) for s in self.sentences],
             cfg.data.batch_size // env.world_size,
+            permutation,
             seed=cfg.seed,
             rank=env.rank,
             world_size=env.world_size,
@@ -103,12 +103,10 @@ class TaggingTask(VocabularyTask):
         return self.scores("valid")
 
 
-class Tagging(Task):
+class Tagging(TaskTraining):
     """``task: tag``: words (``tokenizer.json``), characters (``chars/``), tags (``labels.json``),
     a ``SequenceTagger``."""
 
-    name = "tag"
-    run_files = (TOKENIZER_FILE, CHARS_DIR, LABELS_FILE)
     training_class = TaggingTask
 
     def read_data(self, cfg: Config) -> dict[str, list[TaggedSentence]]:
@@ -173,3 +171,6 @@ class Tagging(Task):
         self, task: TaggingTask, data: dict[str, list[TaggedSentence]]
     ) -> dict[str, float]:
         return task.scores("test")
+
+
+TRAINING = Tagging()

@@ -20,48 +20,16 @@ under DDP rank r of W takes every W-th batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
-
-from rnnkit.data.textio import read_lines
-from rnnkit.errors import UserError
-
-from .batch_order import permutation, rank_share
-from .padding import pad_ids, pad_sources, tensors
+from rnnkit.data.batch_order import rank_share
+from rnnkit.data.padding import pad_sources
+from rnnkit.data.shuffle import pad_ids, permutation, tensors
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 Pair = tuple[list[int], list[int]]  # (source ids, target ids), no specials
-
-
-def read_parallel(source: str | Path, target: str | Path | None = None) -> list[tuple[str, str]]:
-    """(source line, target line) pairs from two aligned files, or from one TSV file if ``target``
-    is None.
-
-    Lines are kept as they are, less the line ending (normalising is the tokenizer's job), and
-    empty lines are kept (``filter_pairs`` drops them, so line numbers stay aligned until then).
-    Raises UserError for unreadable or empty files (see ``textio.read_text``), for two files of
-    different line counts, and for a TSV line without a tab.
-    """
-    if target is not None:
-        sources, targets = read_lines(source), read_lines(target)
-        if len(sources) != len(targets):
-            raise UserError(
-                f"{source} has {len(sources)} lines but {target} has {len(targets)}: "
-                "parallel files need one line per sentence, aligned"
-            )
-        return list(zip(sources, targets, strict=True))
-    pairs = []
-    for number, line in enumerate(read_lines(source), 1):
-        columns = line.split("\t", 2)
-        if len(columns) < 2:
-            raise UserError(f"{source}:{number}: expected two tab-separated columns")
-        pairs.append((columns[0], columns[1]))
-    return pairs
 
 
 def filter_pairs(pairs: list[Pair], max_length: int | None) -> tuple[list[Pair], dict[str, int]]:
@@ -190,21 +158,6 @@ class PairBatches:
         """Target tokens of all pairs, each ``<eos>`` included: what one epoch predicts over all
         ranks (less the batches that DDP drops)."""
         return sum(len(tgt) + 1 for _, tgt in self.pairs)
-
-
-def source_batches(
-    sources: list[list[int]], batch_size: int, pad: int, eos: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
-    """Sources to translate -> (source (B, S), source_lengths (B,), indices), shortest first.
-
-    Padded as in ``PairBatch`` (``<eos>`` appended); sorting by length keeps padding small, and
-    ``indices`` (positions in ``sources``) put the translations back in input order.
-    """
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        source, lengths = pad_sources([sources[i] for i in indices], pad, eos)
-        yield source, lengths, indices
 
 
 def _cut_by_tokens(costs: list[int], budget: int) -> list[tuple[int, int]]:

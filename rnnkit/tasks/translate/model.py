@@ -30,23 +30,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..errors import UserError
-from ..nn.dropout import Dropout
-from ..nn.gemm import Linear, affine, cast_once
-from .attention import Attention
-from .recurrent import build_recurrent, initialize
+from rnnkit.config import ModelConfig
+from rnnkit.errors import UserError
+from rnnkit.models.attention import Attention
+from rnnkit.models.recurrent import build_recurrent, initialize, state_from_parts, state_parts
+from rnnkit.nn.dropout import Dropout
+from rnnkit.nn.gemm import Linear, affine, cast_once
 
 RNNState = Tensor | tuple[Tensor, ...]
-
-
-def state_parts(state: RNNState) -> tuple[Tensor, ...]:
-    """h, or (h, c) for an LSTM, as a tuple."""
-    return state if isinstance(state, tuple) else (state,)
-
-
-def state_from_parts(parts: tuple[Tensor, ...]) -> RNNState:
-    return parts if len(parts) > 1 else parts[0]
 
 
 class Memory(NamedTuple):

@@ -9,20 +9,22 @@ with the same ``translate_ids``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..config import DecodeConfig
-from ..data.parallel import read_parallel, source_batches
-from ..data.tokenizers import Tokenizer, load_tokenizer
-from ..errors import UserError
-from ..progress import progress
-from ..search import beam_search
-from .base import LoadedRun, deadline_after, per_input
+from rnnkit.config import DecodeConfig
+from rnnkit.data.padding import pad_sources
+from rnnkit.data.tokenizers import Tokenizer, load_tokenizer
+from rnnkit.decoding.search import beam_search
+from rnnkit.errors import UserError
+from rnnkit.progress import progress
+from rnnkit.tasks.loaded import LoadedRun, deadline_after, per_input
+from rnnkit.tasks.translate.pairs import read_parallel
 
 
 class Tokenizers(NamedTuple):
@@ -51,6 +53,21 @@ def encode_sources(
     return sources
 
 
+def source_batches(
+    sources: list[list[int]], batch_size: int, pad: int, eos: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
+    """Sources to translate -> (source (B, S), source_lengths (B,), indices), shortest first.
+
+    Padded as in ``PairBatch`` (``<eos>`` appended); sorting by length keeps padding small, and
+    ``indices`` (positions in ``sources``) put the translations back in input order.
+    """
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        source, lengths = pad_sources([sources[i] for i in indices], pad, eos)
+        yield source, lengths, indices
+
+
 def translate_ids(
     engine: Any,
     tokenizers: Tokenizers,
@@ -63,7 +80,7 @@ def translate_ids(
     """Beam search (beam 1: greedy) for every source, in input order: the ``n_best`` best
     (target ids without ``<eos>``, score) each. Outputs stop at ``max_length_ratio`` x the
     source length + 10 tokens, or where the ``time.monotonic()`` ``deadline`` passes.
-    ``engine``: its ``start`` and ``search_step`` (``api.engine``)."""
+    ``engine``: the model's ``start`` and ``search_step`` (``decoding.engine``)."""
     source_vocab, target_vocab = tokenizers.source.vocab, tokenizers.target.vocab
     results: list[list[tuple[list[int], float]]] = [[] for _ in sources]
     batches = source_batches(
@@ -71,10 +88,10 @@ def translate_ids(
     )
     ratio = np.float32(decode.max_length_ratio)
     for source, lengths, indices in progress(batches, desc="translate"):
-        first, state = engine.start(source, lengths, target_vocab.bos_index)
+        first, state = engine.call("start", source, lengths, target_vocab.bos_index)
         limits = (lengths.astype(np.float32) * ratio).astype(np.int64) + 10  # (B,)
         beams = beam_search(
-            engine.search_step,
+            functools.partial(engine.call, "search_step"),
             first,
             state,
             beam_size or decode.beam_size,
@@ -132,14 +149,66 @@ class Translation:
         return self.hypotheses[0].text if self.hypotheses else ""
 
 
+class TranslationGraphs:
+    """An export's ``encoder`` and ``decoder_step`` graphs standing in for ``Seq2Seq``'s
+    ``start``, ``search_step`` and (teacher-forced attention) ``forward``. The search state is
+    the model's: the decoder state's parts batch-first, the input-feed vector, and the memory
+    (keys, mask, projected keys), every array with the hypotheses at dim 0, so
+    ``search.reorder_state`` follows beams as with the PyTorch model."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.names = engine.state_names("decoder_step")
+
+    def _begin(self, source: np.ndarray, lengths: np.ndarray, bos: int) -> tuple[dict, tuple]:
+        """Encode, then the first decoder step on <bos>: its outputs and the search state."""
+        encoded = self.engine.run("encoder", source=source, lengths=lengths)
+        parts = tuple(encoded[n].swapaxes(0, 1) for n in self.names)  # batch-first
+        memory = tuple(encoded[n] for n in ("keys", "mask", "projected") if n in encoded)
+        width = self.engine.state_shape("decoder_step", 1)[2]
+        feed = np.zeros((source.shape[0], width), np.float32)
+        tokens = np.full((source.shape[0],), bos, dtype=np.int64)
+        return self._step(tokens, (parts, feed, memory))
+
+    def _step(self, tokens: np.ndarray, search_state: tuple) -> tuple[dict[str, Any], tuple]:
+        parts, feed, memory = search_state
+        state = {n: p.swapaxes(0, 1) for n, p in zip(self.names, parts, strict=True)}
+        memory_inputs = dict(zip(("keys", "mask", "projected"), memory, strict=False))
+        out = self.engine.run("decoder_step", tokens=tokens, feed=feed, **state, **memory_inputs)
+        parts = tuple(out[n + "_out"].swapaxes(0, 1) for n in self.names)
+        return out, (parts, out["feed_out"], memory)
+
+    def start(self, source: np.ndarray, lengths: np.ndarray, bos: int) -> tuple[Any, tuple]:
+        out, state = self._begin(source, lengths, bos)
+        return out["log_probs"], state
+
+    def search_step(self, tokens: np.ndarray, search_state: tuple) -> tuple[Any, tuple]:
+        out, state = self._step(tokens, search_state)
+        return out["log_probs"], state
+
+    def forward(self, source: np.ndarray, lengths: np.ndarray, target_in: np.ndarray):
+        """Teacher-forced, as the model's forward: (no logits, the weights (B, T, S) of every
+        step), step t fed target_in[:, t]."""
+        out, state = self._begin(source, lengths, int(target_in[0, 0]))
+        weights = [out["attention"]]
+        for t in range(1, target_in.shape[1]):
+            out, state = self._step(target_in[:, t], state)
+            weights.append(out["attention"])
+        return None, np.stack(weights, axis=1)
+
+
 class TranslationRun(LoadedRun):
     """``rnnkit.load`` of a translate run."""
 
-    tasks = ("translate",)
+    graphs = TranslationGraphs
 
     @staticmethod
     def load_vocabularies(directory: Path) -> Tokenizers:
         return Tokenizers(*(load_tokenizer(Path(directory) / d) for d in (SOURCE_DIR, TARGET_DIR)))
+
+    def beam(self, beam: int | None = None) -> int:
+        """The beam size a translation uses: ``beam``, or the run's ``decode.beam_size``."""
+        return beam or self.cfg.decode.beam_size
 
     @property
     def tokenizers(self):
@@ -168,7 +237,7 @@ class TranslationRun(LoadedRun):
         best hypotheses found by then."""
         sentences = [sentences] if isinstance(sentences, str) else list(sentences)
         decode = self.cfg.decode
-        beam = beam or decode.beam_size
+        beam = self.beam(beam)
         if beam < 1 or not 1 <= n_best <= beam:
             raise UserError(f"translate: n_best must be between 1 and the beam size ({beam})")
         if length_penalty is not None:
@@ -199,7 +268,7 @@ class TranslationRun(LoadedRun):
         source_vocab, target_vocab = self.tokenizers.source.vocab, self.tokenizers.target.vocab
         src = np.array([source + [source_vocab.eos_index]])  # (1, S+1)
         target_in = np.array([[target_vocab.bos_index] + output])  # (1, T+1)
-        weights = self.engine.attention(src, np.array([src.shape[1]]), target_in)[0]  # (T+1, S+1)
+        weights = self.engine.call("forward", src, np.array([src.shape[1]]), target_in)[1][0]
         return AttentionMatrix(
             self.engine.xp.to_numpy(weights).astype(float).tolist(),
             [source_vocab.itos[i] for i in src[0].tolist()],
@@ -220,9 +289,7 @@ class TranslationRun(LoadedRun):
         if source is not None:
             pairs, name = read_parallel(source, reference), str(source)
         else:
-            from ..tasks.translate import read_data
-
-            splits = read_data(self.cfg)
+            splits = self.spec.trainer_side().read_data(self.cfg)
             if split not in splits:
                 raise UserError(f"{self.path}: the run has no {split} data; pass --src and --ref")
             pairs, name = splits[split], split

@@ -22,8 +22,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..api.engine import TorchEngine
-from ..api.translate import (
+from rnnkit.config import Config, TrainConfig
+from rnnkit.data.splits import read_splits
+from rnnkit.data.tokenizers import tokenizer_from_config
+from rnnkit.decoding.engine import TorchEngine
+from rnnkit.errors import UserError
+from rnnkit.losses import token_cross_entropy
+from rnnkit.tasks.trainable import TaskTraining, VocabularyTask, evaluating
+from rnnkit.tasks.translate.data import PairBatches, filter_pairs
+from rnnkit.tasks.translate.model import Seq2Seq
+from rnnkit.tasks.translate.pairs import read_parallel
+from rnnkit.tasks.translate.run import (
     SOURCE_DIR,
     TARGET_DIR,
     Tokenizers,
@@ -31,16 +40,8 @@ from ..api.translate import (
     encode_sources,
     translate_ids,
 )
-from ..config import Config, TrainConfig
-from ..data.parallel import PairBatches, filter_pairs, read_parallel
-from ..data.splits import read_splits
-from ..data.tokenizers import tokenizer_from_config
-from ..errors import UserError
-from ..losses import token_cross_entropy
-from ..models.seq2seq import Seq2Seq
-from ..training.distributed import SINGLE_PROCESS, Distributed
-from ..transfer import FORWARD, TransferTarget
-from .base import Task, VocabularyTask, evaluating
+from rnnkit.training.distributed import SINGLE_PROCESS, Distributed
+from rnnkit.training.transfer import FORWARD, TransferTarget
 
 Pairs = list[tuple[str, str]]
 
@@ -226,11 +227,9 @@ class TranslationTask(VocabularyTask):
         return corpus_scores(hypotheses, [t for _, t in pairs])
 
 
-class Translation(Task):
+class Translation(TaskTraining):
     """``task: translate``: a tokenizer per side (``source/``, ``target/``), a ``Seq2Seq``."""
 
-    name = "translate"
-    run_files = (SOURCE_DIR, TARGET_DIR)
     training_class = TranslationTask
 
     def read_data(self, cfg: Config) -> dict[str, Pairs]:
@@ -266,3 +265,6 @@ class Translation(Task):
     def test_metrics(self, task: TranslationTask, data: dict[str, Pairs]) -> dict[str, Any]:
         """BLEU and chrF on the test pairs, with ``decode.beam_size``."""
         return task.score(data["test"], task.cfg.decode.beam_size)
+
+
+TRAINING = Translation()
