@@ -40,6 +40,7 @@ from torch import Tensor
 
 from rnnkit.errors import UserError
 from rnnkit.nn.layers import RecurrentLayer
+from rnnkit.nn.minrnn import MinGRU, MinLSTM
 
 OPSET = 17  # the ONNX opset of every graph rnnkit writes
 # torch's gate order -> ONNX's, as chunk indices of the stacked weights.
@@ -276,7 +277,11 @@ def native_forward(layer: torch.nn.RNNBase):
 
 @contextlib.contextmanager
 def native_recurrent(model: torch.nn.Module) -> Iterator[None]:
-    """Within it, every recurrent layer of ``model`` exports as ONNX's native ops."""
+    """Within it, every recurrent layer of ``model`` exports as ONNX's native ops. A
+    parallel-scan layer (minGRU, minLSTM) has no native op and no ONNX form yet (its scan is a
+    log-cumulative-sum-exp, which opset 17 lacks): a one-line error."""
+    if any(isinstance(m, (MinGRU, MinLSTM)) for m in model.modules()):
+        raise UserError("export: minGRU and minLSTM runs have no ONNX export yet")
     layers = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
     for layer in layers:
         check_exportable(layer)

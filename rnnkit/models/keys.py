@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from rnnkit.config import COUNT, DROPOUT, NON_NEGATIVE, POSITIVE, key
 from rnnkit.variants import BPTT_MODES, GATE_ACTIVATIONS, GRU_RESETS, RNN_NONLINEARITIES
 
-CELLS = ("rnn", "lstm", "gru")  # model.cell (recurrent.CELLS builds each)
+CELLS = ("rnn", "lstm", "gru", "mingru", "minlstm")  # model.cell (recurrent.CELLS builds each)
 RECURRENT_INITS = ("default", "orthogonal", "identity", "chrono")  # model.recurrent_init
 SCORES = ("dot", "general", "concat", "additive")  # attention scores (attention.py)
 POOLINGS = ("last", "mean", "max", "attention")  # outputs -> one vector (pooling.py)

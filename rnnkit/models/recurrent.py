@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.errors import UserError
-from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.nn import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.nn.cells import init_chrono
 
 # model.cell -> the layer, given (cfg, input size, hidden size, the keywords every cell takes);
@@ -21,7 +21,15 @@ CELLS: dict[str, Callable[..., nn.Module]] = {
         i, h, peephole=cfg.peephole, forget_bias=cfg.forget_bias, **common
     ),
     "gru": lambda cfg, i, h, common: GRU(i, h, reset=cfg.reset, gate=cfg.gate, **common),
+    # the parallel-scan cells: no W_hh, so no fused kernel and no explicit-path BPTT to choose
+    "mingru": lambda cfg, i, h, common: MinGRU(i, h, **parallel_scan(common)),
+    "minlstm": lambda cfg, i, h, common: MinLSTM(i, h, **parallel_scan(common)),
 }
+
+
+def parallel_scan(common: dict) -> dict:
+    """The keywords of the recurrent layers that a parallel-scan layer takes."""
+    return {k: v for k, v in common.items() if k not in ("fused", "bptt")}
 
 RNNState = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM: (L*D, B, H) each
 
