@@ -13,12 +13,7 @@ from rnnkit.tasks.base import Task
 from rnnkit.tasks.classify.keys import KEYS
 from rnnkit.tasks.classify.run import ClassifierRun
 
-TASK = Task(
-    name="classify",
-    keys=KEYS,
-    run_type=ClassifierRun,
-    training="rnnkit.tasks.classify.training:TRAINING",
-    run_files=(TOKENIZER_FILE, SUBWORD_MODEL_FILE, LABELS_FILE),
-    graphs="rnnkit.tasks.classify.graphs:graph_specs",
-    endpoints="rnnkit.tasks.labelling:ENDPOINTS",
-)
+TASK = Task("classify", KEYS, ClassifierRun, "rnnkit.tasks.classify.training:TRAINING",
+            run_files=(TOKENIZER_FILE, SUBWORD_MODEL_FILE, LABELS_FILE),
+            graphs="rnnkit.tasks.classify.graphs:graph_specs",
+            endpoints="rnnkit.tasks.labelling:ENDPOINTS")  # fmt: skip

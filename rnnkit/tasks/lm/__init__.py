@@ -12,14 +12,8 @@ from rnnkit.tasks.base import Task
 from rnnkit.tasks.lm.keys import KEYS
 from rnnkit.tasks.lm.run import LanguageModelRun
 
-TASK = Task(
-    name="lm",
-    keys=KEYS,
-    run_type=LanguageModelRun,
-    training="rnnkit.tasks.lm.training:TRAINING",
-    run_files=(TOKENIZER_FILE, SUBWORD_MODEL_FILE),
-    graphs="rnnkit.tasks.lm.graphs:graph_specs",
-    endpoints="rnnkit.tasks.lm.endpoints:ENDPOINTS",
-    diagnosable=True,
-    language_model=True,
-)
+TASK = Task("lm", KEYS, LanguageModelRun, "rnnkit.tasks.lm.training:TRAINING",
+            run_files=(TOKENIZER_FILE, SUBWORD_MODEL_FILE),
+            graphs="rnnkit.tasks.lm.graphs:graph_specs",
+            endpoints="rnnkit.tasks.lm.endpoints:ENDPOINTS", diagnosable=True,
+            language_model=True)  # fmt: skip

@@ -13,12 +13,7 @@ from rnnkit.tasks.base import Task
 from rnnkit.tasks.tag.keys import KEYS
 from rnnkit.tasks.tag.run import CHARS_DIR, TaggerRun
 
-TASK = Task(
-    name="tag",
-    keys=KEYS,
-    run_type=TaggerRun,
-    training="rnnkit.tasks.tag.training:TRAINING",
-    run_files=(TOKENIZER_FILE, CHARS_DIR, LABELS_FILE),
-    graphs="rnnkit.tasks.tag.graphs:graph_specs",
-    endpoints="rnnkit.tasks.labelling:ENDPOINTS",
-)
+TASK = Task("tag", KEYS, TaggerRun, "rnnkit.tasks.tag.training:TRAINING",
+            run_files=(TOKENIZER_FILE, CHARS_DIR, LABELS_FILE),
+            graphs="rnnkit.tasks.tag.graphs:graph_specs",
+            endpoints="rnnkit.tasks.labelling:ENDPOINTS")  # fmt: skip

@@ -12,12 +12,7 @@ from rnnkit.tasks.base import Task
 from rnnkit.tasks.translate.keys import KEYS
 from rnnkit.tasks.translate.run import SOURCE_DIR, TARGET_DIR, TranslationRun
 
-TASK = Task(
-    name="translate",
-    keys=KEYS,
-    run_type=TranslationRun,
-    training="rnnkit.tasks.translate.training:TRAINING",
-    run_files=(SOURCE_DIR, TARGET_DIR),
-    graphs="rnnkit.tasks.translate.graphs:graph_specs",
-    endpoints="rnnkit.tasks.translate.endpoints:ENDPOINTS",
-)
+TASK = Task("translate", KEYS, TranslationRun, "rnnkit.tasks.translate.training:TRAINING",
+            run_files=(SOURCE_DIR, TARGET_DIR),
+            graphs="rnnkit.tasks.translate.graphs:graph_specs",
+            endpoints="rnnkit.tasks.translate.endpoints:ENDPOINTS")  # fmt: skip
