@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rnnkit.data.batch_order import BucketBatches
+from rnnkit.data.shuffle import permutation
 from rnnkit.training.trainer import StatelessTask
 
 if TYPE_CHECKING:
@@ -126,3 +128,19 @@ class VocabularyTask(StatelessTask):
     ) -> None:
         self.cfg, self.tokenizers, self.data, self.device = cfg, tokenizers, data, device
         self.model = model.to(device)
+
+    def bucketed(self, lengths: list[int], env: Distributed) -> BucketBatches:
+        """The training examples' batches (of these lengths): shuffled each epoch, bucketed by
+        length, this rank's share; ``num_batches`` counts them."""
+        self.train = BucketBatches(
+            lengths,
+            self.cfg.data.batch_size // env.world_size,
+            permutation,
+            seed=self.cfg.seed,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
+        return self.train
+
+    def num_batches(self) -> int:
+        return len(self.train)

@@ -18,10 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.config import Config
-from rnnkit.data.batch_order import BucketBatches
 from rnnkit.data.embeddings import embedding_from_vectors
 from rnnkit.data.labelled import LABELS_FILE, LabelledText, LabelVocabulary
-from rnnkit.data.shuffle import permutation, tensors
+from rnnkit.data.shuffle import tensors
 from rnnkit.data.splits import read_splits
 from rnnkit.data.tokenizers import (
     tokenizer_from_config,
@@ -63,17 +62,7 @@ class ClassificationTask(VocabularyTask):
         )
         self.labels = torch.tensor(label_ids(tokenizers.labels, train, str(cfg.data.train)))
         self.word_dropout = word_dropout(cfg, self.ids, tokenizers.text.vocab)
-        self.train = BucketBatches(
-            [len(x) for x in self.ids],
-            cfg.data.batch_size // env.world_size,
-            permutation,
-            seed=cfg.seed,
-            rank=env.rank,
-            world_size=env.world_size,
-        )
-
-    def num_batches(self) -> int:
-        return len(self.train)
+        self.bucketed([len(x) for x in self.ids], env)
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         rows = self.train.indices(epoch, k)

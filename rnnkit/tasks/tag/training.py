@@ -19,10 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.config import Config
-from rnnkit.data.batch_order import BucketBatches
 from rnnkit.data.embeddings import embedding_from_vectors
 from rnnkit.data.labelled import LABELS_FILE, LabelVocabulary, TaggedSentence
-from rnnkit.data.shuffle import permutation, tensors
+from rnnkit.data.shuffle import tensors
 from rnnkit.data.splits import read_splits
 from rnnkit.data.tokenizers import (
     BOS,
@@ -70,17 +69,7 @@ class TaggingTask(VocabularyTask):
         self.word_dropout = word_dropout(
             cfg, [s.words for s in self.sentences], tokenizers.words.vocab
         )
-        self.train = BucketBatches(
-            [len(s.words) for s in self.sentences],
-            cfg.data.batch_size // env.world_size,
-            permutation,
-            seed=cfg.seed,
-            rank=env.rank,
-            world_size=env.world_size,
-        )
-
-    def num_batches(self) -> int:
-        return len(self.train)
+        self.bucketed([len(s.words) for s in self.sentences], env)
 
     def batch_loss(self, model: nn.Module, epoch: int, k: int) -> tuple[Tensor, int, int]:
         batch = [self.sentences[i] for i in self.train.indices(epoch, k)]
