@@ -1,10 +1,15 @@
-"""Writing a file so that a kill at any moment leaves the old file or the new one, never half."""
+"""Writing a file so that a kill at any moment leaves the old file or the new one, never half;
+and a write the OS refuses (a full disk, a read-only folder) as one line naming the path."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+
+from rnnkit.errors import UserError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -12,7 +17,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
     The temp file sits in the same directory because a rename is atomic only within one file
     system; it is fsynced before the rename, and the directory after it, so that the new name
-    also survives a power cut. A failed write removes its temp file.
+    also survives a power cut. A failed write (a full disk, an interrupt) removes its temp file
+    and raises the OSError it got.
     """
     path = Path(path)
     tmp = temp_sibling(path)
@@ -24,7 +30,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the error to report is the write's, not this one's
+            tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
 
@@ -32,6 +39,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """``atomic_write_bytes`` of ``text`` in UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an OSError of the writes in the block into the one-line UserError
+    ``PATH: cannot write (No space left on device)``, ``PATH`` being what the user knows (a run
+    directory's ``checkpoints``, not the temp file inside it). The writes clean up after
+    themselves; this only says what went wrong, where."""
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def temp_sibling(path: Path) -> Path:

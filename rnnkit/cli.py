@@ -155,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def print_scores(scores: dict, json_path: str | None) -> None:
     """One line of scores; for classification the confusion matrix under it (rows gold)."""
-    from rnnkit.atomic import atomic_write_text
+    from rnnkit.atomic import atomic_write_text, writing
 
     print(
         " ".join(
@@ -177,7 +177,8 @@ def print_scores(scores: dict, json_path: str | None) -> None:
             )
         )
     if json_path:
-        atomic_write_text(json_path, json.dumps(scores, indent=1) + "\n")
+        with writing(json_path):
+            atomic_write_text(json_path, json.dumps(scores, indent=1) + "\n")
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:

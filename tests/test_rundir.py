@@ -390,8 +390,6 @@ def test_unstorable_trainer_state_writes_nothing(tmp_path):
 @pytest.mark.parametrize(
     "damage, culprit",
     [
-        (lambda c: (c / "LATEST").write_text("../../etc\n"), "LATEST"),
-        (lambda c: (c / "LATEST").write_text("step-00000099\n"), "LATEST"),
         (
             lambda c: (c / "step-00000010/trainer.safetensors").write_bytes(b"\x00" * 20),
             "trainer.safetensors",
@@ -402,8 +400,9 @@ def test_unstorable_trainer_state_writes_nothing(tmp_path):
             "trainer.json",
         ),
         (lambda c: (c / "step-00000010/trainer.json").write_text('{"step": '), "trainer.json"),
+        (lambda c: (c / "step-00000010/manifest.json").write_text("{}"), "manifest.json"),
     ],
-    ids=["latest-escapes", "latest-missing", "tensors", "model", "json-key", "json-torn"],
+    ids=["tensors", "model", "json-key", "json-torn", "manifest"],
 )
 def test_corrupt_checkpoint_names_the_file(tmp_path, damage, culprit):
     run = RunDir.create(tmp_path / "run")
@@ -411,7 +410,20 @@ def test_corrupt_checkpoint_names_the_file(tmp_path, damage, culprit):
     damage(run.file("checkpoints"))
     with pytest.raises(UserError, match=culprit) as info:
         run.load_checkpoint()
-    assert "\n" not in str(info.value)
+    assert "no intact checkpoint" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "latest", ["../../etc\n", "step-00000099\n", ""], ids=["escapes", "missing", "empty"]
+)
+def test_a_bad_latest_falls_back_to_the_newest_checkpoint(tmp_path, latest):
+    run = RunDir.create(tmp_path / "run")
+    for step in (10, 20):
+        run.save_checkpoint(step, {"w": torch.full((2,), float(step))}, {"step": step})
+    (run.file("checkpoints") / "LATEST").write_text(latest)
+    warnings = []
+    assert run.load_checkpoint(warn=warnings.append)[1] == {"step": 20}
+    assert len(warnings) == 1 and "LATEST" in warnings[0] and "step 20" in warnings[0]
 
 
 # -- metrics ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 import onnx
 import torch
 
+from rnnkit.atomic import writing
 from rnnkit.errors import UserError
 from rnnkit.export.graphs import GraphSpec
 from rnnkit.export.onnx_recurrent import OPSET, native_recurrent
@@ -78,7 +79,9 @@ def vocabularies(run: Any, directory: Path) -> dict[str, Any]:
 
 def export_onnx(run: Any, out: str | Path, overwrite: bool = False) -> Path:
     """Export a loaded run (``rnnkit.load``) to the folder ``out``, written whole or not at all
-    (a temporary folder, renamed at the end). The run's model is left on the CPU in fp32."""
+    (a temporary folder, renamed at the end). The run's model is left on the CPU in fp32. A
+    write the OS refuses (a full disk, a read-only folder) removes the temporary folder and
+    raises a one-line UserError naming ``out``."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out}: exists; pass --overwrite to replace it")
@@ -88,32 +91,39 @@ def export_onnx(run: Any, out: str | Path, overwrite: bool = False) -> Path:
     specs = run.spec.graph_specs(run)
     if not specs:
         raise UserError(f"export: task {run.task!r} has no ONNX export")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        folder = Path(tmp) / "export"
-        folder.mkdir()
-        for name in (*run.spec.run_files, "config.yaml"):
-            source = run.path / name
-            if source.is_dir():
-                shutil.copytree(source, folder / name)
-            elif source.exists():
-                shutil.copy2(source, folder / name)
-        with native_recurrent(model), torch.no_grad():
-            graphs = {s.file.removesuffix(".onnx"): export_graph(s, folder / s.file)
-                      for s in specs}  # fmt: skip
-        manifest = {
-            "format": FORMAT,
-            "version": MANIFEST_VERSION,
-            "task": run.task,
-            "opset": OPSET,
-            "dtype": "float32",
-            "model": run.describe(),
-            "graphs": graphs,
-            "vocabularies": vocabularies(run, folder),
-            "decode": dataclasses.asdict(run.cfg.decode),
-        }
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        folder.rename(out)
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+            folder = Path(tmp) / "export"
+            folder.mkdir()
+            write_export(run, model, specs, folder)
+            if out.exists():
+                shutil.rmtree(out)
+            folder.rename(out)
     return out
+
+
+def write_export(run: Any, model: torch.nn.Module, specs: list[GraphSpec], folder: Path) -> None:
+    """The export's files in ``folder``: the run's vocabulary files and config (nothing else of
+    the run directory: not its lock file, weights or checkpoints), the graphs, the manifest."""
+    for name in (*run.spec.run_files, "config.yaml"):
+        source = run.path / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        elif source.exists():
+            shutil.copy2(source, folder / name)
+    with native_recurrent(model), torch.no_grad():
+        graphs = {s.file.removesuffix(".onnx"): export_graph(s, folder / s.file)
+                  for s in specs}  # fmt: skip
+    manifest = {
+        "format": FORMAT,
+        "version": MANIFEST_VERSION,
+        "task": run.task,
+        "opset": OPSET,
+        "dtype": "float32",
+        "model": run.describe(),
+        "graphs": graphs,
+        "vocabularies": vocabularies(run, folder),
+        "decode": dataclasses.asdict(run.cfg.decode),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

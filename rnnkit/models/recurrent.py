@@ -31,6 +31,7 @@ def parallel_scan(common: dict) -> dict:
     """The keywords of the recurrent layers that a parallel-scan layer takes."""
     return {k: v for k, v in common.items() if k not in ("fused", "bptt")}
 
+
 RNNState = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for an LSTM: (L*D, B, H) each
 
 

@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnkit.atomic import writing
 from rnnkit.config import Config, override_config, run_config
 from rnnkit.errors import UserError
 from rnnkit.nn.device import select_device
+from rnnkit.runs.lock import RunLock
 from rnnkit.runs.rundir import RunDir
 from rnnkit.tasks import registry
 from rnnkit.training.distributed import (
@@ -64,7 +66,11 @@ def train(
     overrides: list[str] = (),
 ) -> dict[str, Any]:
     """Train a fresh run in ``cfg.run_dir``, or continue the run at ``resume`` exactly where
-    its last checkpoint left it (its own config, with ``overrides`` applied)."""
+    its newest intact checkpoint left it (its own config, with ``overrides`` applied).
+
+    The process (rank 0 under torchrun) holds the run directory's lock (``runs/lock.py``)
+    from before it writes or deletes anything there until it returns: another writer of the
+    same run is refused with a UserError naming this process."""
     run = None
     if resume is not None:
         run, stored = open_run(resume)
@@ -76,17 +82,26 @@ def train(
         else "cpu"
     )
     env = setup_distributed(kind)
+    lock = RunLock(run.path if run is not None else cfg.run_dir)
     try:
-        summary = _train(cfg, env, run, overwrite)
+        summary = _train(cfg, env, run, overwrite, lock)
         barrier(env)  # no rank tears the group down while another still talks in it
         return summary
     finally:
+        lock.release()  # a no-op on the ranks that never took it
         teardown_distributed(env)
 
 
-def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -> dict[str, Any]:
+def _train(
+    cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool, lock: RunLock
+) -> dict[str, Any]:
     resuming = run is not None
-    checkpoint = run.load_checkpoint() if resuming else None
+    if env.is_main and resuming:
+        lock.acquire()  # before anything else: is another process writing this run?
+    elif env.is_main:
+        lock.check_free()  # the same question, before check_new; RunDir.create takes it
+    quiet = None if env.is_main else lambda line: None  # a damaged checkpoint is told once
+    checkpoint = run.load_checkpoint(warn=quiet) if resuming else None
     if resuming and checkpoint is None:
         raise UserError(f"{run.path}: no checkpoint to resume from")
     if not resuming:
@@ -109,9 +124,12 @@ def _train(cfg: Config, env: Distributed, run: RunDir | None, overwrite: bool) -
     task = kind.training_task(cfg, vocabularies, model, data, device, env)
     # Only now, with the config, the data and the model checked, is anything written.
     if not resuming and env.is_main:
-        run = RunDir.create(cfg.run_dir, overwrite=overwrite, task_files=registry.run_files())
+        run = RunDir.create(
+            cfg.run_dir, overwrite=overwrite, task_files=registry.run_files(), lock=lock
+        )
         run.save_config(run_config(cfg))
-        kind.save_vocabularies(vocabularies, run.path)
+        with writing(run.path):
+            kind.save_vocabularies(vocabularies, run.path)
     trainer = Trainer(task, cfg.train, run if env.is_main else None, env, device, groups)
     if checkpoint is not None:
         trainer.resume(*checkpoint)
