@@ -31,6 +31,8 @@ import rnnkit
 from rnnkit.tasks.registry import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
+# tests/docs (the tutorial site's tests) import the code they share with its Sphinx extension
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 LM_RUN = ROOT / "tests" / "fixtures" / "lm-run-v1"  # a tiny char-LSTM, committed
 
 
@@ -139,3 +141,17 @@ def serve_process(*args: str) -> Iterator[Served]:
         process.kill()
         process.wait()
         output.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """After ``pytest -m docs``: how many tutorial blocks ran, for how long, and the slowest."""
+    module = next((m for n, m in sys.modules.items() if n.endswith("test_docs_blocks")), None)
+    times = getattr(module, "TIMES", None)
+    if not times:
+        return
+    total = sum(seconds for *_, seconds in times)
+    slowest = sorted(times, key=lambda t: -t[2])[:3]
+    terminalreporter.write_line(
+        f"docs: {len(times)} blocks ran in {total:.0f} s; slowest: "
+        + ", ".join(f"{chapter}/{block} {seconds:.0f} s" for chapter, block, seconds in slowest)
+    )
